@@ -1,0 +1,107 @@
+"""The settings class, read from the environment and an optional `.env` file.
+
+Built once in the entrypoint and passed down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret.key"
+
+
+class Quality(enum.StrEnum):
+    """Audio quality a user can ask for."""
+
+    LOSSLESS = "lossless"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class MetadataFallback(enum.StrEnum):
+    """What to do with a link the Spotify Web API refuses."""
+
+    SPOTDL = "spotdl"
+    NONE = "none"
+
+
+class Settings(BaseSettings):
+    """Every setting SoundForge reads; names match the environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_file_base_url: str = "https://api.telegram.org/file/bot"
+    telegram_upload_limit_mb: int = Field(default=50, ge=1)
+
+    discord_bot_token: SecretStr | None = None
+    discord_api_base_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg"
+    discord_upload_limit_mb: int = Field(default=10, ge=1)
+
+    spotify_client_id: str | None = None
+    spotify_client_secret: SecretStr | None = None
+    spotify_api_base_url: str = "https://api.spotify.com/v1"
+    spotify_accounts_base_url: str = "https://accounts.spotify.com"
+    # A 429 asking for at most this long is waited out; a longer one ends the import.
+    spotify_max_wait_secs: float = Field(default=30.0, ge=0)
+    # Pages of a playlist or album fetched at once once the total is known.
+    spotify_page_concurrency: int = Field(default=8, ge=1)
+    metadata_fallback: MetadataFallback = MetadataFallback.SPOTDL
+    max_tracks_per_request: int = Field(default=500, ge=1)
+
+    database_url: str = "sqlite+aiosqlite:///./data/soundforge.db"
+    redis_url: str | None = None
+    download_dir: Path = Path("./data/downloads")
+    spotdl_command: str = "spotdl"
+    download_concurrency: int = Field(default=3, ge=1)
+    default_quality: Quality = Quality.HIGH
+    # One spotdl run takes at most this many songs, so its start-up is paid once per batch.
+    download_batch_size: int = Field(default=20, ge=1)
+    download_max_retries: int = Field(default=3, ge=0)
+    download_retry_backoff_secs: float = Field(default=5.0, ge=0)
+    # A spotdl run is killed past either limit (seconds of wall clock, seconds with no output).
+    download_timeout_secs: float = Field(default=1800.0, gt=0)
+    download_inactivity_secs: float = Field(default=300.0, gt=0)
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_base_url: str = "http://127.0.0.1:8080"
+    secret_key: SecretStr | None = None
+    progress_edit_interval_secs: float = Field(default=3.0, ge=0)
+    log_level: str = "INFO"
+
+    @field_validator("spotify_api_base_url", "spotify_accounts_base_url", "public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder that holds the database (when SQLite) and the secret key."""
+        return self.download_dir.parent
+
+    @property
+    def embedded(self) -> bool:
+        """True when jobs and events stay inside this process (no Redis)."""
+        return not self.redis_url
+
+    def resolved_secret_key(self) -> bytes:
+        """The key that signs links and encrypts tokens, generated on first use."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / SECRET_KEY_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
