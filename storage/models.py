@@ -77,7 +77,7 @@ class Request(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     platform: Mapped[str] = mapped_column(String(16))
-    user_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
     chat_id: Mapped[str | None] = mapped_column(String(64))
     reply_message_id: Mapped[str | None] = mapped_column(String(64))
     link: Mapped[str] = mapped_column(Text)
@@ -118,6 +118,8 @@ class DownloadJob(Base):
     # Which worker holds a downloading job and when it last showed signs of life.
     worker_id: Mapped[str | None] = mapped_column(String(64))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A job queued again after a passing fault waits until then before a batch takes it.
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

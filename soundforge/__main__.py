@@ -1,0 +1,7 @@
+"""`python -m soundforge` runs the command line."""
+
+import sys
+
+from soundforge.cli import main
+
+sys.exit(main())
