@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # A spotdl run is killed past either limit (seconds of wall clock, seconds with no output).
     download_timeout_secs: float = Field(default=1800.0, gt=0)
     download_inactivity_secs: float = Field(default=300.0, gt=0)
+    # A spotdl run does not start when the download folder has less free space than this.
+    download_min_free_mb: int = Field(default=200, ge=0)
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080

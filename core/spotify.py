@@ -559,6 +559,10 @@ class SpotifyClient:
                 await self._tokens.save(client_id, token)
             return token.access_token
 
+    async def check_credentials(self) -> None:
+        """Raise our Spotify error when the app's credentials cannot get a token."""
+        await self._app_token()
+
     async def _discard_token(self, access_token: str) -> None:
         client_id, _ = self._credentials()
         async with self._token_lock:

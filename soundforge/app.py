@@ -66,7 +66,7 @@ async def open_services(settings: Settings, *, embedded_workers: bool) -> AsyncI
             workers = WorkerRuntime(settings, bus)
             queue = workers.queue
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as http:
-            spotify = SpotifyClient(settings, http, TokenStore(settings))
+            spotify = SpotifyClient(settings, http, TokenStore(settings.data_dir))
             reader = MetadataReader(settings, spotify, SpotdlMetadata(settings))
             imports = ImportService(
                 db, reader, queue, http, default_quality=settings.default_quality

@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `soundforge` console script."""
     args = _parser().parse_args(argv)
     settings = _settings()
-    configure_logging("WARNING" if args.command == "import" else settings.log_level)
+    configure_logging("ERROR" if args.command == "import" else settings.log_level)
     try:
         return asyncio.run(_dispatch(args, settings))
     except SoundForgeError as exc:

@@ -123,9 +123,9 @@ async def check_spotify(settings: Settings) -> Check:
             "create an app at developer.spotify.com (see the README)",
         )
     async with httpx.AsyncClient(timeout=20) as http:
-        client = SpotifyClient(settings, http, TokenStore(settings))
+        client = SpotifyClient(settings, http, TokenStore(settings.data_dir))
         try:
-            await client.access_token()
+            await client.check_credentials()
         except SoundForgeError as exc:
             return Check("spotify", Verdict.FAIL, exc.user_message, "check the credentials")
     return Check("spotify", Verdict.OK, "credentials accepted")

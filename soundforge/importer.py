@@ -30,7 +30,7 @@ class _Display:
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, soft_wrap=True)
         self.out = Console(soft_wrap=True)
         self.tty = sys.stdout.isatty() if not as_json else sys.stderr.isatty()
         self.progress = Progress(
@@ -44,7 +44,7 @@ class _Display:
         self.reported: set[int] = set()
 
     def say(self, text: str) -> None:
-        self.console.print(text, highlight=False)
+        self.console.print(text, highlight=False, markup=False)
 
     def add(self, job: JobView) -> None:
         if job.job_id not in self.tasks:
@@ -71,11 +71,12 @@ class _Display:
             }
             print(json.dumps(record, ensure_ascii=False), flush=True)
         elif job.status is JobStatus.COMPLETED:
-            self.out.print(f"done    {job.output_path}", highlight=False)
+            self.out.print(f"done    {job.output_path}", highlight=False, markup=False)
         else:
             self.out.print(
                 f"{job.status.value:<7} {', '.join(job.artists)} - {job.title}: {job.message}",
                 highlight=False,
+                markup=False,
             )
 
 
@@ -93,7 +94,7 @@ def _summary(started: Started) -> str:
             "MAX_TRACKS_PER_REQUEST)"
         )
     if tracklist.source.value == "spotdl":
-        text += " [metadata from spotdl: the Spotify Web API refused this link]"
+        text += " (metadata from spotdl: the Spotify Web API refused this link)"
     return text
 
 
@@ -119,7 +120,7 @@ async def import_links(
                     request_ids.append(started.request_id)
             except SoundForgeError as exc:
                 _log.debug("Link %r failed.", url, exc_info=exc)
-                display.say(f"[red]error[/red] {url}: {exc.user_message}")
+                display.say(f"error: {url}: {exc.user_message}")
                 failed_input = True
 
         # Follow the jobs until each is final.

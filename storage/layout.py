@@ -56,9 +56,8 @@ def final_path(
     `download_dir` (a symlinked track folder, for instance).
     """
     suffix = quality_suffix(quality)
-    stem = safe_name(f"{artist} - {title}", MAX_NAME_BYTES - len(suffix.encode()))
-    if not stem:
-        stem = spotify_id
+    parts = [part for part in (safe_name(artist), safe_name(title)) if part]
+    stem = safe_name(" - ".join(parts), MAX_NAME_BYTES - len(suffix.encode())) or spotify_id
     path = track_dir(download_dir, spotify_id) / f"{stem}{suffix}"
     root = download_dir.resolve()
     if not path.resolve().is_relative_to(root):
@@ -68,10 +67,9 @@ def final_path(
 
 def safe_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     """Return `text` as one safe file name of at most `max_bytes` bytes of UTF-8 (may be '')."""
-    text = unicodedata.normalize("NFC", text)
+    text = _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text))
     text = "".join(char for char in text if not _is_control(char))
-    text = _SEPARATORS.sub("-", text)
-    text = _WHITESPACE.sub(" ", text).strip()
+    text = _WHITESPACE.sub(" ", _SEPARATORS.sub("-", text)).strip()
     text = _truncate_utf8(text.lstrip(". "), max_bytes).rstrip(". ")
     return _BITRATE_TAIL.sub(r"_\1", text)
 
