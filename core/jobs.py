@@ -54,6 +54,15 @@ def _worker_is_dead(worker_id: str | None) -> bool:
     return False
 
 
+def _held(job_ids: Sequence[int], worker_id: str) -> ColumnElement[bool]:
+    """Jobs among `job_ids` that `worker_id` still holds (not finished, cancelled or lost)."""
+    return and_(
+        DownloadJob.id.in_(job_ids),
+        DownloadJob.worker_id == worker_id,
+        DownloadJob.status == JobStatus.DOWNLOADING.value,
+    )
+
+
 def track_meta(track: Track) -> TrackMeta:
     """The stored row as the metadata the runner needs."""
     extra = track.extra or {}
@@ -184,26 +193,14 @@ class JobStore:
         """Show that this worker still holds `job_ids`."""
         async with self.db.session() as session:
             await session.execute(
-                update(DownloadJob)
-                .where(
-                    DownloadJob.id.in_(job_ids),
-                    DownloadJob.worker_id == worker_id,
-                    DownloadJob.status == JobStatus.DOWNLOADING.value,
-                )
-                .values(heartbeat_at=utcnow())
+                update(DownloadJob).where(_held(job_ids, worker_id)).values(heartbeat_at=utcnow())
             )
 
     async def any_held(self, job_ids: Sequence[int], worker_id: str) -> bool:
         """True while this worker still holds one of `job_ids` (not all were cancelled)."""
         async with self.db.session() as session:
             held = await session.scalar(
-                select(DownloadJob.id)
-                .where(
-                    DownloadJob.id.in_(job_ids),
-                    DownloadJob.worker_id == worker_id,
-                    DownloadJob.status == JobStatus.DOWNLOADING.value,
-                )
-                .limit(1)
+                select(DownloadJob.id).where(_held(job_ids, worker_id)).limit(1)
             )
             return held is not None
 
@@ -212,11 +209,7 @@ class JobStore:
         async with self.db.session() as session:
             result = await session.execute(
                 update(DownloadJob)
-                .where(
-                    DownloadJob.id == job_id,
-                    DownloadJob.worker_id == worker_id,
-                    DownloadJob.status == JobStatus.DOWNLOADING.value,
-                )
+                .where(_held([job_id], worker_id))
                 .values(progress=progress, message=message, heartbeat_at=utcnow())
             )
             return bool(getattr(result, "rowcount", 0))
@@ -226,11 +219,7 @@ class JobStore:
         async with self.db.session() as session:
             result = await session.execute(
                 update(DownloadJob)
-                .where(
-                    DownloadJob.id == job_id,
-                    DownloadJob.worker_id == worker_id,
-                    DownloadJob.status == JobStatus.DOWNLOADING.value,
-                )
+                .where(_held([job_id], worker_id))
                 .values(
                     status=JobStatus.COMPLETED.value,
                     progress=100,
@@ -277,13 +266,7 @@ class JobStore:
     async def release(self, job_ids: Sequence[int], worker_id: str) -> list[int]:
         """Give back held jobs unchanged (the worker is stopping); returns those released."""
         async with self.db.session() as session:
-            rows = await session.scalars(
-                select(DownloadJob.id).where(
-                    DownloadJob.id.in_(job_ids),
-                    DownloadJob.worker_id == worker_id,
-                    DownloadJob.status == JobStatus.DOWNLOADING.value,
-                )
-            )
+            rows = await session.scalars(select(DownloadJob.id).where(_held(job_ids, worker_id)))
             ids = list(rows.all())
             await session.execute(
                 update(DownloadJob)
