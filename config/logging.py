@@ -10,6 +10,10 @@ _TOKEN_PATTERNS = (
     re.compile(r"(/(?:file/)?bot)[0-9]+:[A-Za-z0-9_-]+"),
     re.compile(r"(Bearer |Bot )[A-Za-z0-9._-]+"),
     re.compile(r"((?:access_token|refresh_token|client_secret)=)[^&\s]+"),
+    # Discord interaction and webhook URLs carry a token after the id, and discord.py's
+    # debug lines print gateway payloads (an interaction's `token` field) as dicts.
+    re.compile(r"(/(?:webhooks|interactions)/[0-9]+/)[A-Za-z0-9._-]+"),
+    re.compile(r"(['\"]token['\"]: ['\"])[^'\"]+"),
 )
 
 

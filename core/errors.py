@@ -234,7 +234,9 @@ class SpotdlMissing(DownloadError):
 
     @property
     def user_message(self) -> str:
-        return "spotdl is not installed on the server; the operator should run `soundforge doctor`."
+        return (
+            "spotdl is not installed on the server; the operator should run `soundforge doctor`."
+        )
 
 
 class FfmpegMissing(DownloadError):
@@ -244,7 +246,9 @@ class FfmpegMissing(DownloadError):
 
     @property
     def user_message(self) -> str:
-        return "ffmpeg is not installed on the server; the operator should run `soundforge doctor`."
+        return (
+            "ffmpeg is not installed on the server; the operator should run `soundforge doctor`."
+        )
 
 
 class SourceNotFound(DownloadError):
