@@ -92,9 +92,16 @@ class ChatPort(Protocol):
     """What the conversation logic calls on a platform."""
 
     platform: str
+    # This bot's own id on the platform (file ids are only valid for the bot they were
+    # given to); known once the adapter has started.
+    bot_id: str
 
     async def send_text(
-        self, chat: ChatRef, text: str, *, reply_to: str | None = None,
+        self,
+        chat: ChatRef,
+        text: str,
+        *,
+        reply_to: str | None = None,
         buttons: list[Button] | None = None,
     ) -> MessageRef:
         """Post a message; raises `bot.errors.ChatError` subclasses."""
@@ -115,3 +122,18 @@ class ChatPort(Protocol):
     def limits(self, chat: ChatRef) -> ChatLimits:
         """The chat's upload limit and edit pacing."""
         ...
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command the bot offers in the platform's menu (`name` without slash).
+
+    `argument` names the text the command needs after it (`link` for `/get`), with
+    `argument_help` as its one-line description; platforms with typed commands (Discord's
+    slash commands) show it as a required option, others read it as the rest of the text.
+    """
+
+    name: str
+    description: str
+    argument: str | None = None
+    argument_help: str = ""

@@ -23,6 +23,8 @@ _log = logging.getLogger(__name__)
 
 # The database is read this often even when events arrive, so nothing depends on them.
 POLL_INTERVAL_SECS = 1.0
+# With Redis, jobs nobody has taken after this long earn a hint that no worker runs.
+IDLE_HINT_SECS = 30.0
 
 
 class _Display:
@@ -125,7 +127,8 @@ async def import_links(
 
         # Follow the jobs until each is final.
         with display.progress:
-            jobs = await _watch(services.imports, request_ids, events, display)
+            hint = IDLE_HINT_SECS if settings.redis_url else None
+            jobs = await _watch(services.imports, request_ids, events, display, hint)
     failed = [job for job in jobs if job.status is not JobStatus.COMPLETED]
     if jobs:
         display.say(f"{len(jobs) - len(failed)} of {len(jobs)} tracks downloaded.")
@@ -137,7 +140,10 @@ async def _watch(
     request_ids: list[int],
     events: AsyncIterator[JobEvent],
     display: _Display,
+    idle_hint_secs: float | None,
 ) -> list[JobView]:
+    loop = asyncio.get_running_loop()
+    hint_at = loop.time() + idle_hint_secs if idle_hint_secs is not None else None
     inbox: asyncio.Queue[JobEvent] = asyncio.Queue()
 
     async def pump() -> None:
@@ -160,6 +166,13 @@ async def _watch(
                         display.update(job.job_id, job.progress, job.message)
             if all(job.status.final for job in latest.values()):
                 return sorted(latest.values(), key=lambda job: job.job_id)
+            if hint_at is not None and loop.time() > hint_at:
+                hint_at = None
+                if all(job.status is JobStatus.QUEUED for job in latest.values()):
+                    display.say(
+                        "No worker has taken these jobs yet: is `soundforge worker` running "
+                        "with the same REDIS_URL?"
+                    )
             with contextlib.suppress(TimeoutError):
                 while True:
                     event = await asyncio.wait_for(inbox.get(), POLL_INTERVAL_SECS)
