@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import Coroutine, Sequence
 from typing import TypeVar
 
@@ -33,6 +32,8 @@ T = TypeVar("T")
 
 # Progress is written to the row when the stage changes or it moved this many points.
 PROGRESS_WRITE_STEP = 5
+# How long stopping may wait for the running batch to give its jobs back (seconds).
+STOP_TIMEOUT_SECS = 10.0
 # How often a worker looks for jobs whose worker died (seconds).
 SWEEP_INTERVAL_SECS = 60.0
 
@@ -47,16 +48,19 @@ class DownloadHandler:
         self.worker_id = new_worker_id()
         self.runner = SpotdlRunner(settings)
         self._db: Database | None = None
-        self._open_lock = threading.Lock()
+        # Every coroutine of a handler runs on the worker's one event loop, so an asyncio
+        # lock serialises the first open (a thread lock would block that loop for good).
+        self._open_lock: asyncio.Lock | None = None
         self.running: set[asyncio.Task[None]] = set()
 
     async def _store(self) -> JobStore:
-        if self._db is None:
-            with self._open_lock:
-                if self._db is None:
-                    database = Database(self.settings.database_url)
-                    await database.open(migrate=False)
-                    self._db = database
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if self._db is None:
+                database = Database(self.settings.database_url)
+                await database.open(migrate=False)
+                self._db = database
         return JobStore(self._db)
 
     async def __call__(self, job_id: int) -> None:
@@ -222,9 +226,12 @@ class WorkerRuntime:
         if loop_thread is not None:
             for task in list(self.handler.running):
                 loop_thread.loop.call_soon_threadsafe(task.cancel)
-            with contextlib.suppress(Exception):
-                self.run_on_loop(self.handler.close())
-        self._worker.stop(timeout=10_000)
+            closing = asyncio.run_coroutine_threadsafe(self.handler.close(), loop_thread.loop)
+            try:
+                closing.result(timeout=STOP_TIMEOUT_SECS)
+            except Exception:
+                _log.warning("The download worker's database did not close in time.")
+        self._worker.stop(timeout=int(STOP_TIMEOUT_SECS * 1000))
         self._worker = None
         self.broker.close()
         _log.info("Download worker %s stopped.", self.handler.worker_id)
