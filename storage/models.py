@@ -1,4 +1,7 @@
-"""SQLAlchemy 2 models: tracks, requests, download jobs and the link between them."""
+"""SQLAlchemy 2 models: tracks, requests, download jobs and the link between them.
+
+Also what the chat bots remember: each person's settings and the file ids a platform gave.
+"""
 
 from __future__ import annotations
 
@@ -143,3 +146,29 @@ class RequestItem(Base):
 
     request: Mapped[Request] = relationship(back_populates="items")
     job: Mapped[DownloadJob] = relationship()
+
+
+class UserSetting(Base):
+    """One person's choices on one platform."""
+
+    __tablename__ = "user_settings"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quality: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class SentFile(Base):
+    """A file id a platform gave one bot for a track at a quality."""
+
+    __tablename__ = "sent_files"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bot_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spotify_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quality: Mapped[str] = mapped_column(String(16), primary_key=True)
+    file_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
