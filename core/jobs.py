@@ -144,6 +144,9 @@ class JobStore:
             if not await self._take(session, job_id, worker_id, now):
                 return []
             claimed.append(job_id)
+            # Skip, never wait for, jobs another worker is taking (PostgreSQL; SQLite has one
+            # writer): two workers each holding a first job and waiting for the other's would
+            # deadlock.
             others = await session.scalars(
                 select(DownloadJob.id)
                 .where(
@@ -154,6 +157,7 @@ class JobStore:
                 )
                 .order_by(DownloadJob.id)
                 .limit(max(0, limit - 1))
+                .with_for_update(skip_locked=True)
             )
             for other in others.all():
                 if await self._take(session, other, worker_id, now):

@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from config.settings import Quality
 from core.links import find_links, resolve_links
@@ -182,7 +182,8 @@ class ImportService:
                 seen.add(job.id)
                 job_ids.append(job.id)
                 session.add(RequestItem(request_id=request.id, position=position, job_id=job.id))
-            to_queue = [job.id for job in jobs if await self._needs_work(session, job)]
+            by_id = sorted({job.id: job for job in jobs}.items())
+            to_queue = [job_id for job_id, job in by_id if await self._needs_work(session, job)]
             request_id = request.id
 
         # Hand new work to the workers once the rows are committed.
@@ -204,7 +205,9 @@ class ImportService:
     async def _upsert_tracks(
         self, session: AsyncSession, tracks: Sequence[TrackMeta]
     ) -> dict[str, int]:
-        rows = [_track_row(track) for track in tracks]
+        # Rows go in key order (jobs too, and their updates in start()): two imports sharing
+        # tracks then lock those rows in one order; on PostgreSQL opposite orders deadlock.
+        rows = sorted((_track_row(track) for track in tracks), key=lambda row: row["spotify_id"])
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start : start + INSERT_CHUNK]
             await session.execute(self._insert_ignore(Track, ["spotify_id"]).values(chunk))
@@ -222,7 +225,9 @@ class ImportService:
     async def _jobs_for(
         self, session: AsyncSession, track_ids: Sequence[int], quality: Quality
     ) -> list[DownloadJob]:
-        rows = [{"track_id": track_id, "quality": quality.value} for track_id in track_ids]
+        rows = [
+            {"track_id": track_id, "quality": quality.value} for track_id in sorted(set(track_ids))
+        ]
         for start in range(0, len(rows), INSERT_CHUNK):
             statement = self._insert_ignore(DownloadJob, ["track_id", "quality"])
             await session.execute(statement.values(rows[start : start + INSERT_CHUNK]))
@@ -400,17 +405,17 @@ class ImportService:
             return own
 
     async def _views(self, statement: Any) -> list[RequestView]:
+        # One joined SELECT, so the request and its jobs are read from one snapshot (SQLite
+        # starts no transaction for reads: separate SELECTs could see a change half done).
         async with self.db.session() as session:
-            requests = (
-                await session.scalars(
-                    statement.options(
-                        selectinload(Request.items)
-                        .selectinload(RequestItem.job)
-                        .selectinload(DownloadJob.track)
-                    )
+            result = await session.scalars(
+                statement.options(
+                    joinedload(Request.items)
+                    .joinedload(RequestItem.job)
+                    .joinedload(DownloadJob.track)
                 )
-            ).all()
-            return [_view(request) for request in requests]
+            )
+            return [_view(request) for request in result.unique().all()]
 
 
 def _view(request: Request) -> RequestView:

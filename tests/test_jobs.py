@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -15,33 +14,14 @@ from config.settings import Quality
 from core.errors import DownloadFailed, SourceNotFound
 from core.jobs import JobStore
 from core.service import ImportService, Requester
-from core.types import JobStatus, LinkKind, SpotifyLink, TrackList
+from core.types import JobStatus, LinkKind, SpotifyLink
 from storage.db import Database
+from tests.fakes_import import FakeMetadata, RecordingQueue
 from tests.fixtures.storage import make_track, make_tracklist
 
 TRACK_A = "4uLU6hMCjMI75M1A2tKUQC"
 TRACK_B = "7ouMYWpwJ422jRcDASZB7P"
 ALBUM = "1DFixLWuPkv3KT3TnV35m3"
-
-
-class FakeMetadata:
-    """Answers each link with a prepared track list."""
-
-    def __init__(self, lists: dict[str, TrackList]) -> None:
-        self.lists = lists
-        self.reads = 0
-
-    async def read(self, link: SpotifyLink, *, user_token: str | None = None) -> TrackList:
-        self.reads += 1
-        return self.lists[link.spotify_id]
-
-
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.sent: list[int] = []
-
-    def enqueue(self, job_ids: Sequence[int], *, delay_secs: float = 0) -> None:
-        self.sent.extend(job_ids)
 
 
 @pytest.fixture
