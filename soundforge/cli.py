@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -65,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    finally:
+        # The command has closed what it opened. Without this, the interpreter's exit walks
+        # every object the imports made, looking for garbage: 0.3 s of CPU per command here.
+        gc.freeze()
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

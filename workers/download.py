@@ -36,6 +36,9 @@ PROGRESS_WRITE_STEP = 5
 STOP_TIMEOUT_SECS = 10.0
 # How often a worker looks for jobs whose worker died (seconds).
 SWEEP_INTERVAL_SECS = 60.0
+# How long an embedded Dramatiq thread waits on an empty queue before it looks again (ms);
+# stopping waits this out once per thread (Dramatiq's default of 1000 added ~2 s to an import).
+EMBEDDED_IDLE_WAIT_MS = 100
 
 
 class DownloadHandler:
@@ -207,7 +210,12 @@ class WorkerRuntime:
 
     def start(self) -> None:
         """Start the worker thread; jobs run on Dramatiq's asyncio loop."""
-        self._worker = dramatiq.Worker(self.broker, queues={"download"}, worker_threads=1)
+        # Each Dramatiq thread finishes its idle wait before it stops. Embedded, the queue is
+        # in memory and a short wait costs nothing, so `soundforge import` exits promptly.
+        options = {"worker_timeout": EMBEDDED_IDLE_WAIT_MS} if self.settings.embedded else {}
+        self._worker = dramatiq.Worker(
+            self.broker, queues={"download"}, worker_threads=1, **options
+        )
         self._worker.start()
         _log.info("Download worker %s started.", self.handler.worker_id)
 

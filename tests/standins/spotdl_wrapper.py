@@ -15,7 +15,9 @@ in this process, it:
 - always adds `--audio youtube` (spotdl's default YouTube Music provider calls its host as it
   starts) and `--lyrics` with no providers;
 - refuses, in this process, every name lookup and connection that is not to a loopback
-  address, so nothing spotdl or yt-dlp does can leave the machine.
+  address, so nothing spotdl or yt-dlp does can leave the machine;
+- when `SOUNDFORGE_SPOTDL_LOG` names a file, appends one line to it per invocation (its
+  process id and operation), so a benchmark or test can count spotdl runs.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 AUDIO_URL_ENV = "SOUNDFORGE_AUDIO_URL"
 SPOTIFY_URL_ENV = "SOUNDFORGE_SPOTIFY_URL"
+RUN_LOG_ENV = "SOUNDFORGE_SPOTDL_LOG"
 # What YouTube answers when it wants cookies; yt-dlp adds its own hint after it.
 SIGN_IN_REASON = "Sign in to confirm you’re not a bot"
 _LOOKUP_TIMEOUT_SECS = 10.0
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     _guard_network()
     operation = _operation(args)
+    _log_run(operation)
     if operation == "download":
         args = _prepare_download(args)
     elif operation == "save" and os.environ.get(SPOTIFY_URL_ENV):
@@ -68,6 +72,14 @@ def _operation(args: list[str]) -> str:
         if not arg.startswith("-"):
             return arg if arg in {"download", "save", "sync", "meta", "url", "web"} else "download"
     return "download"
+
+
+def _log_run(operation: str) -> None:
+    """Append this invocation to the run log named by SOUNDFORGE_SPOTDL_LOG, if any."""
+    run_log = os.environ.get(RUN_LOG_ENV)
+    if run_log:
+        with open(run_log, "a", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()} {operation}\n")
 
 
 def _prepare_download(args: list[str]) -> list[str]:
