@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from config.settings import Settings
+from core.errors import PortUnavailable
 from core.types import JobStatus
 from storage.db import Database
 from storage.models import DownloadJob
@@ -142,8 +143,14 @@ class FileServer:
         app.router.add_get("/healthz", self._health)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._settings.http_host, self._settings.http_port)
-        await site.start()
+        host, port = self._settings.http_host, self._settings.http_port
+        site = web.TCPSite(self._runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise PortUnavailable(host, port, exc.strerror or str(exc)) from exc
         self.port = int(self._runner.addresses[0][1])
         _log.info("File server listening on %s:%d", self._settings.http_host, self.port)
 

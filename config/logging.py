@@ -47,3 +47,5 @@ def configure_logging(level: str = "INFO") -> None:
     # httpx logs every request URL at INFO; the redacting filter keeps tokens out of them.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Alembic announces each plugin and migration step at INFO; ours say it in one line.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

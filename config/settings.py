@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import enum
 import secrets
+import shlex
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret.key"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# SQLAlchemy async drivers SoundForge installs.
+ASYNC_DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Quality(enum.StrEnum):
@@ -34,8 +39,13 @@ class MetadataFallback(enum.StrEnum):
 class Settings(BaseSettings):
     """Every setting SoundForge reads; names match the environment variables."""
 
+    # An empty value (`TELEGRAM_BOT_TOKEN=` in a copied example.env) means "not set".
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     telegram_bot_token: SecretStr | None = None
@@ -76,7 +86,7 @@ class Settings(BaseSettings):
     download_min_free_mb: int = Field(default=200, ge=0)
 
     http_host: str = "127.0.0.1"
-    http_port: int = 8080
+    http_port: int = Field(default=8080, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
     secret_key: SecretStr | None = None
     progress_edit_interval_secs: float = Field(default=3.0, ge=0)
@@ -86,6 +96,42 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @field_validator("spotdl_command")
+    @classmethod
+    def _command_line(cls, value: str) -> str:
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"not a command line ({exc})") from None
+        if not words:
+            raise ValueError("empty")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_database(cls, value: str) -> str:
+        scheme = value.partition("://")[0]
+        if not value.partition("://")[2] or scheme not in ASYNC_DATABASE_SCHEMES:
+            raise ValueError(
+                "use sqlite+aiosqlite:///path/to/file.db or "
+                "postgresql+asyncpg://user:password@host/database"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value is not None and value.partition("://")[0] not in REDIS_SCHEMES:
+            raise ValueError("use redis://host:6379/0 (or rediss:// or unix://)")
+        return value
 
     @property
     def data_dir(self) -> Path:

@@ -16,7 +16,10 @@ The tree::
     │   └── SpotifyUnavailable
     ├── MetadataFallbackError
     ├── StorageError
+    ├── DownloadDirUnavailable
+    ├── PortUnavailable
     ├── QueueUnavailable
+    ├── ChatStartFailed              (a chat platform refused to start the bot)
     └── DownloadError                (carries `permanent` and a user sentence)
         ├── SpotdlMissing
         ├── FfmpegMissing
@@ -106,7 +109,7 @@ class SpotifyCredentialsMissing(SpotifyError):
     def user_message(self) -> str:
         return (
             "Spotify credentials are missing: set SPOTIFY_CLIENT_ID and "
-            "SPOTIFY_CLIENT_SECRET (see the README, 'Spotify credentials')."
+            "SPOTIFY_CLIENT_SECRET (see the README, 'Getting credentials')."
         )
 
 
@@ -203,8 +206,41 @@ class StorageError(SoundForgeError):
     @property
     def user_message(self) -> str:
         return (
-            "The database could not be opened; check DATABASE_URL and that its "
-            f"folder is writable ({self.detail})."
+            "The database could not be opened; check DATABASE_URL (for SQLite, that its "
+            f"folder is writable; for PostgreSQL, that the server answers) ({self.detail})."
+        )
+
+
+class DownloadDirUnavailable(SoundForgeError):
+    """Raised when DOWNLOAD_DIR cannot be created or written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+    @property
+    def user_message(self) -> str:
+        return (
+            f"The download folder {self.path} cannot be created or written ({self.reason}); "
+            "set DOWNLOAD_DIR to a folder this user can write."
+        )
+
+
+class PortUnavailable(SoundForgeError):
+    """Raised when the file server cannot listen on HTTP_HOST and HTTP_PORT."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"{host}:{port}: {reason}")
+        self.host = host
+        self.port = port
+        self.reason = reason
+
+    @property
+    def user_message(self) -> str:
+        return (
+            f"The file server cannot listen on {self.host}:{self.port} ({self.reason}); "
+            "set HTTP_PORT to a free port (or HTTP_HOST to an address of this machine)."
         )
 
 
@@ -214,6 +250,23 @@ class QueueUnavailable(SoundForgeError):
     @property
     def user_message(self) -> str:
         return f"Redis could not be reached at REDIS_URL; is redis-server running? ({self.detail})"
+
+
+class ChatStartFailed(SoundForgeError):
+    """Raised when a chat platform refuses to start the bot (a rejected token, no answer).
+
+    The adapter's error is translated where the platform is known, so the sentence names
+    the setting to fix.
+    """
+
+    def __init__(self, platform: str, sentence: str) -> None:
+        super().__init__(f"{platform}: {sentence}")
+        self.platform = platform
+        self.sentence = sentence
+
+    @property
+    def user_message(self) -> str:
+        return self.sentence
 
 
 class DownloadError(SoundForgeError):

@@ -184,13 +184,18 @@ class ImportService:
                 session.add(RequestItem(request_id=request.id, position=position, job_id=job.id))
             by_id = sorted({job.id: job for job in jobs}.items())
             to_queue = [job_id for job_id, job in by_id if await self._needs_work(session, job)]
+            finished = sum(
+                1
+                for job_id, job in by_id
+                if job.status == JobStatus.COMPLETED.value and job_id not in to_queue
+            )
             request_id = request.id
 
         # Hand new work to the workers once the rows are committed.
         to_queue = sorted(set(to_queue))
         if to_queue:
             self.queue.enqueue(to_queue)
-        reused = len(job_ids) - len(to_queue)
+        reused = finished
         _log.info(
             "Request %s: %s %s, %d tracks, %d queued, %d already there.",
             request_id,

@@ -22,6 +22,7 @@ from core.queue import JobQueue
 from core.service import ImportService
 from core.spotify import SpotifyClient, TokenStore
 from storage.db import Database
+from storage.layout import prepare_download_dir
 from workers.broker import DramatiqQueue, build_broker, check_redis, declare_download_actor
 from workers.download import SWEEP_INTERVAL_SECS, WorkerRuntime
 
@@ -51,7 +52,7 @@ async def open_services(settings: Settings, *, embedded_workers: bool) -> AsyncI
     `embedded_workers` must be true and the jobs run in this process.
     """
     check_redis(settings)
-    settings.download_dir.mkdir(parents=True, exist_ok=True)
+    prepare_download_dir(settings.download_dir)
     db = Database(settings.database_url)
     await db.open()
     bus: EventBus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
@@ -87,7 +88,7 @@ async def open_services(settings: Settings, *, embedded_workers: bool) -> AsyncI
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """`soundforge worker`: download jobs from Redis until `stop` is set."""
     check_redis(settings)
-    settings.download_dir.mkdir(parents=True, exist_ok=True)
+    prepare_download_dir(settings.download_dir)
     db = Database(settings.database_url)
     await db.open()
     await db.close()

@@ -47,7 +47,8 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            f"{'.'.join(str(p) for p in error['loc']).upper()}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
             for error in exc.errors()
         )
         raise SystemExit(f"soundforge: a setting is invalid ({problems}).") from exc

@@ -17,6 +17,7 @@ from config.settings import Settings
 from core.errors import SoundForgeError
 from core.spotify import SpotifyClient, TokenStore
 from storage.db import Database
+from storage.layout import prepare_download_dir
 from workers.broker import check_redis
 
 # How long one probe command may take before it counts as broken.
@@ -39,8 +40,8 @@ class Check:
     fix: str = ""
 
 
-async def _version(argv: list[str]) -> str | None:
-    """The first line a command prints for its version flag, or None when it cannot run."""
+async def _version(argv: list[str], *, first_line: bool = False) -> str | None:
+    """What a command prints for its version flag (its last line, or its first), or None."""
     try:
         process = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -56,7 +57,9 @@ async def _version(argv: list[str]) -> str | None:
     if process.returncode != 0:
         return None
     lines = output.decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else ""
+    if not lines:
+        return ""
+    return lines[0] if first_line else lines[-1]
 
 
 async def check_spotdl(settings: Settings) -> Check:
@@ -77,7 +80,7 @@ async def check_spotdl(settings: Settings) -> Check:
 async def check_ffmpeg(_settings: Settings) -> Check:
     if shutil.which("ffmpeg") is None:
         return Check("ffmpeg", Verdict.FAIL, "not on PATH", "apt-get install ffmpeg")
-    version = await _version(["ffmpeg", "-hide_banner", "-version"])
+    version = await _version(["ffmpeg", "-version"], first_line=True)
     first = (version or "").split(" Copyright")[0]
     return Check("ffmpeg", Verdict.OK if version is not None else Verdict.FAIL, first or "?")
 
@@ -133,7 +136,10 @@ async def check_spotify(settings: Settings) -> Check:
 
 async def check_disk(settings: Settings) -> Check:
     folder = settings.download_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_download_dir(folder)
+    except SoundForgeError as exc:
+        return Check("disk", Verdict.FAIL, exc.detail, "set DOWNLOAD_DIR to a writable folder")
     free_mb = shutil.disk_usage(folder).free // (1024 * 1024)
     if free_mb < settings.download_min_free_mb:
         return Check(

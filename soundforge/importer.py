@@ -7,7 +7,6 @@ import contextlib
 import getpass
 import json
 import logging
-import sys
 from collections.abc import AsyncIterator, Sequence
 
 from rich.console import Console
@@ -32,9 +31,11 @@ class _Display:
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console(stderr=True, soft_wrap=True)
-        self.out = Console(soft_wrap=True)
-        self.tty = sys.stdout.isatty() if not as_json else sys.stderr.isatty()
+        # JSON owns stdout; otherwise every line and the live bars share stdout's console,
+        # so lines printed while the bars run land above them instead of through them.
+        self.console = Console(stderr=as_json, soft_wrap=True)
+        self.errors = Console(stderr=True, soft_wrap=True)
+        self.tty = self.console.is_terminal
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -44,6 +45,10 @@ class _Display:
         )
         self.tasks: dict[int, TaskID] = {}
         self.reported: set[int] = set()
+
+    def error(self, text: str) -> None:
+        """A line about bad input, on stderr (it comes before any bar is shown)."""
+        self.errors.print(text, highlight=False, markup=False)
 
     def say(self, text: str) -> None:
         self.console.print(text, highlight=False, markup=False)
@@ -73,9 +78,9 @@ class _Display:
             }
             print(json.dumps(record, ensure_ascii=False), flush=True)
         elif job.status is JobStatus.COMPLETED:
-            self.out.print(f"done    {job.output_path}", highlight=False, markup=False)
+            self.console.print(f"done    {job.output_path}", highlight=False, markup=False)
         else:
-            self.out.print(
+            self.console.print(
                 f"{job.status.value:<7} {', '.join(job.artists)} - {job.title}: {job.message}",
                 highlight=False,
                 markup=False,
@@ -84,7 +89,10 @@ class _Display:
 
 def _summary(started: Started) -> str:
     tracklist = started.tracklist
-    text = f"{tracklist.link.kind.value} '{tracklist.name}': {len(started.job_ids)} tracks"
+    count = len(started.job_ids)
+    text = f"{tracklist.link.kind.value} '{tracklist.name}'"
+    if tracklist.link.kind.value != "track" or count != 1:
+        text += f": {count} track{'' if count == 1 else 's'}"
     if started.reused:
         text += f", {started.reused} already downloaded"
     if tracklist.skipped:
@@ -122,7 +130,7 @@ async def import_links(
                     request_ids.append(started.request_id)
             except SoundForgeError as exc:
                 _log.debug("Link %r failed.", url, exc_info=exc)
-                display.say(f"error: {url}: {exc.user_message}")
+                display.error(f"error: {url}: {exc.user_message}")
                 failed_input = True
 
         # Follow the jobs until each is final.

@@ -14,6 +14,7 @@ import unicodedata
 from pathlib import Path
 
 from config.settings import Quality
+from core.errors import DownloadDirUnavailable
 
 # Longest file name we write, in bytes of UTF-8 (file systems allow 255; this leaves room
 # for the temporary prefix used while a file is moved into place).
@@ -84,3 +85,17 @@ def _truncate_utf8(text: str, max_bytes: int) -> str:
     if len(encoded) <= max_bytes:
         return text
     return encoded[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def prepare_download_dir(download_dir: Path) -> None:
+    """Create DOWNLOAD_DIR if needed and check it can be written to.
+
+    Raises DownloadDirUnavailable with the reason when it cannot.
+    """
+    try:
+        download_dir.mkdir(parents=True, exist_ok=True)
+        probe = download_dir / ".write-check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise DownloadDirUnavailable(str(download_dir), exc.strerror or str(exc)) from exc

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 
 from tests.fixtures.cli import Soundforge
@@ -55,4 +58,58 @@ async def test_an_invalid_setting_is_named(soundforge: Soundforge) -> None:
 
     assert done.returncode != 0
     assert "DOWNLOAD_CONCURRENCY" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_a_copied_example_env_with_empty_values_counts_as_unset(
+    soundforge: Soundforge,
+) -> None:
+    # given the example .env copied as the README says, nothing filled in
+    example = Path(__file__).resolve().parent.parent / "config" / "example.env"
+    (soundforge.data_dir / ".env").write_text(example.read_text())
+
+    done = await soundforge.run("run")
+
+    assert done.returncode == 1
+    assert "no chat is configured" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+        ({"SPOTDL_COMMAND": "spotdl 'x"}, "SPOTDL_COMMAND"),
+        ({"DATABASE_URL": "nonsense"}, "sqlite+aiosqlite"),
+        ({"DATABASE_URL": "postgresql://db/soundforge"}, "postgresql+asyncpg"),
+        ({"REDIS_URL": "nonsense"}, "redis://"),
+        ({"HTTP_PORT": "99999"}, "HTTP_PORT"),
+        ({"DOWNLOAD_DIR": "/proc/soundforge/downloads"}, "set DOWNLOAD_DIR"),
+    ],
+)
+async def test_each_bad_setting_is_one_sentence_naming_it(
+    soundforge: Soundforge, env: dict[str, str], words: str
+) -> None:
+    done = await soundforge.run("import", "spotify:track:4uLU6hMCjMI75M1A2tKUQC", **env)
+
+    assert done.returncode == 1
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_a_file_server_port_in_use_is_named(soundforge: Soundforge) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = await soundforge.run(
+            "run",
+            HTTP_PORT=str(port),
+            TELEGRAM_BOT_TOKEN="123:abc",
+            TELEGRAM_API_BASE_URL="http://127.0.0.1:9/bot",
+            TELEGRAM_FILE_BASE_URL="http://127.0.0.1:9/file/bot",
+        )
+
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
