@@ -284,3 +284,29 @@ async def test_scaled_mode_runs_jobs_on_a_separate_worker(
     assert done.returncode == 0, done.stderr + worker_err.decode()
     assert len(done.records) == 2
     assert "Download worker" in worker_err.decode()
+
+
+async def test_ctrl_c_mid_download_gives_the_jobs_back_quietly(
+    soundforge: Soundforge, spotify_catalog: Catalog, audio_source: AudioSource
+) -> None:
+    link, tracks = album_link(spotify_catalog, tracks=2)
+    audio_source.set_hanging(tracks[0].spotify_id)
+    process = await soundforge.start("import", link, "--json")
+    for _ in range(600):
+        if audio_source.audio_requests[tracks[0].spotify_id]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("spotdl never asked the audio source")
+
+    # when the person presses Ctrl-C
+    process.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+
+    # then it stops at once, says nothing alarming, and leaves the jobs to resume
+    assert process.returncode == 130
+    assert "Traceback" not in err.decode() and "ERROR" not in err.decode()
+    states = sqlite3.connect(soundforge.database_path).execute(
+        "select status from download_jobs"
+    )
+    assert {row[0] for row in states} == {"queued"}

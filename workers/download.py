@@ -55,6 +55,7 @@ class DownloadHandler:
         # lock serialises the first open (a thread lock would block that loop for good).
         self._open_lock: asyncio.Lock | None = None
         self.running: set[asyncio.Task[None]] = set()
+        self.stopping = False
 
     async def _store(self) -> JobStore:
         if self._open_lock is None:
@@ -67,6 +68,9 @@ class DownloadHandler:
         return JobStore(self._db)
 
     async def __call__(self, job_id: int) -> None:
+        if self.stopping:
+            # The job stays queued in the database; the next start queues it again.
+            return
         store = await self._store()
         batch = await store.claim_batch(job_id, self.worker_id, self.settings.download_batch_size)
         if not batch:
@@ -77,6 +81,12 @@ class DownloadHandler:
             self.running.add(task)
         try:
             await self._run_batch(store, batch)
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            # Our own shutdown cancelled the batch and its jobs are back in the queue: the
+            # message is done with, not failed.
+            _log.info("Worker %s gave back the jobs of message %s.", self.worker_id, job_id)
         finally:
             if task is not None:
                 self.running.discard(task)
@@ -177,6 +187,15 @@ class DownloadHandler:
             self.queue.enqueue(job_ids)
         return job_ids
 
+    async def shutdown(self) -> None:
+        """Take no more messages, stop running batches (their jobs go back), then close."""
+        self.stopping = True
+        running = list(self.running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await self.close()
+
     async def close(self) -> None:
         """Release the database."""
         if self._db is not None:
@@ -232,13 +251,11 @@ class WorkerRuntime:
             return
         loop_thread = get_event_loop_thread()
         if loop_thread is not None:
-            for task in list(self.handler.running):
-                loop_thread.loop.call_soon_threadsafe(task.cancel)
-            closing = asyncio.run_coroutine_threadsafe(self.handler.close(), loop_thread.loop)
+            stopping = asyncio.run_coroutine_threadsafe(self.handler.shutdown(), loop_thread.loop)
             try:
-                closing.result(timeout=STOP_TIMEOUT_SECS)
+                stopping.result(timeout=STOP_TIMEOUT_SECS)
             except Exception:
-                _log.warning("The download worker's database did not close in time.")
+                _log.warning("The download worker did not give its jobs back in time.")
         self._worker.stop(timeout=int(STOP_TIMEOUT_SECS * 1000))
         self._worker = None
         self.broker.close()
