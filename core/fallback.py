@@ -18,6 +18,7 @@ from typing import Any
 
 from config.settings import Settings
 from core.errors import MetadataFallbackError, SpotdlMissing
+from core.programs import child_environment
 from core.types import LinkKind, MetadataSource, SkipReason, SpotifyLink, TrackList, TrackMeta
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class SpotdlMetadata:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                env=child_environment(),
             )
         except (FileNotFoundError, PermissionError) as exc:
             raise SpotdlMissing(f"{argv[0]} could not be started: {exc.strerror}") from exc

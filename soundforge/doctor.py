@@ -15,6 +15,7 @@ from rich.table import Table
 
 from config.settings import Settings
 from core.errors import SoundForgeError
+from core.programs import find_program
 from core.spotify import SpotifyClient, TokenStore
 from storage.db import Database
 from storage.layout import prepare_download_dir
@@ -64,21 +65,21 @@ async def _version(argv: list[str], *, first_line: bool = False) -> str | None:
 
 async def check_spotdl(settings: Settings) -> Check:
     argv = shlex.split(settings.spotdl_command)
-    if not argv or shutil.which(argv[0]) is None:
+    if not argv or find_program(argv[0]) is None:
         return Check(
             "spotdl",
             Verdict.FAIL,
             f"{settings.spotdl_command!r} is not on PATH",
             "pip install spotdl==4.6.0, or set SPOTDL_COMMAND",
         )
-    version = await _version([*argv, "--version"])
+    version = await _version([find_program(argv[0]) or argv[0], *argv[1:], "--version"])
     if version is None:
         return Check("spotdl", Verdict.FAIL, "spotdl --version failed", "reinstall spotdl")
     return Check("spotdl", Verdict.OK, version)
 
 
 async def check_ffmpeg(_settings: Settings) -> Check:
-    if shutil.which("ffmpeg") is None:
+    if find_program("ffmpeg") is None:
         return Check("ffmpeg", Verdict.FAIL, "not on PATH", "apt-get install ffmpeg")
     version = await _version(["ffmpeg", "-version"], first_line=True)
     first = (version or "").split(" Copyright")[0]
@@ -86,14 +87,15 @@ async def check_ffmpeg(_settings: Settings) -> Check:
 
 
 async def check_deno(_settings: Settings) -> Check:
-    if shutil.which("deno") is None:
+    deno = find_program("deno")
+    if deno is None:
         return Check(
             "deno",
             Verdict.WARN,
             "not on PATH: yt-dlp may fail on YouTube",
             "pip install deno (a JavaScript runtime for yt-dlp)",
         )
-    return Check("deno", Verdict.OK, shutil.which("deno") or "")
+    return Check("deno", Verdict.OK, deno)
 
 
 async def check_database(settings: Settings) -> Check:

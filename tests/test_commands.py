@@ -113,3 +113,15 @@ async def test_a_file_server_port_in_use_is_named(soundforge: Soundforge) -> Non
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_doctor_finds_spotdl_and_deno_in_the_virtualenv_without_activating_it(
+    soundforge: Soundforge,
+) -> None:
+    # given a PATH without the virtualenv, as `.venv/bin/soundforge doctor` has
+    done = await soundforge.run("doctor", PATH="/usr/bin:/bin", SPOTDL_COMMAND="spotdl")
+
+    # then spotdl and deno are found where the downloads will find them
+    assert done.returncode == 0, done.stdout
+    assert "│ spotdl   │ ok" in done.stdout
+    assert "│ deno     │ ok" in done.stdout

@@ -21,7 +21,6 @@ import re
 import shlex
 import shutil
 import signal
-import sys
 import tempfile
 import time
 import uuid
@@ -40,6 +39,7 @@ from core.errors import (
     FfmpegMissing,
     SpotdlMissing,
 )
+from core.programs import child_environment
 from core.types import TrackMeta
 from workers.spotdl_file import song_dict, track_url, write_save_file
 from workers.spotdl_output import SongTrace, SpotdlOutput, batch_failure, classify
@@ -293,7 +293,8 @@ class SpotdlRunner:
         return timed_out
 
     def _child_env(self, home: Path) -> dict[str, str]:
-        env = dict(os.environ)
+        # spotdl and deno installed beside our interpreter are found without an activated venv.
+        env = child_environment()
         env.update(
             HOME=str(home),
             COLUMNS=_COLUMNS,
@@ -302,10 +303,6 @@ class SpotdlRunner:
             NO_COLOR="1",
         )
         env.pop("FORCE_COLOR", None)
-        # spotdl and deno installed beside our interpreter are found without an activated venv.
-        if sys.prefix != sys.base_prefix:
-            bin_dir = str(Path(sys.executable).parent)
-            env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
         return env
 
     # Before and after.
