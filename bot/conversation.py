@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.errors import (
@@ -49,7 +49,12 @@ from storage.chat import ChatMemory
 _log = logging.getLogger(__name__)
 
 COMMANDS: tuple[Command, ...] = (
-    Command("get", "Fetch a Spotify track, album, playlist or artist link"),
+    Command(
+        "get",
+        "Fetch a Spotify track, album, playlist or artist link",
+        argument="link",
+        argument_help="A Spotify link (open.spotify.com or spotify.link)",
+    ),
     Command("status", "Your running and recent requests"),
     Command("quality", "Choose the audio quality"),
     Command("cancel", "Stop your waiting and running downloads"),
@@ -272,11 +277,18 @@ class Conversation:
             for tracked in list(self._tracked.values()):
                 self._mark_dirty(tracked)
 
-    async def resume(self) -> int:
-        """Pick up this platform's open requests after a restart; returns how many."""
-        views = await self.imports.open_requests(self.platform)
-        for view in views:
-            if view.chat_id is None:
+    async def resume(self, left_open: Sequence[RequestView] | None = None) -> int:
+        """Pick up this platform's open requests after a restart; returns how many.
+
+        `left_open` is what `ImportService.open_requests` gave before the adapter started:
+        read later, it would also hold requests people made since, already followed here.
+        Without it the open requests are read now.
+        """
+        if left_open is None:
+            left_open = await self.imports.open_requests(self.platform)
+        resumed = 0
+        for view in left_open:
+            if view.chat_id is None or view.request_id in self._tracked:
                 continue
             # The row does not say whether the chat is private; group pacing is the safe one.
             chat = ChatRef(self.platform, view.chat_id, is_private=False)
@@ -291,9 +303,10 @@ class Conversation:
                 reply = MessageRef(chat, view.reply_message_id)
             jobs = {job.job_id for job in view.jobs}
             self._track(_Tracked(view.request_id, reply, view.user_id, None, jobs))
-        if views:
-            _log.info("Resumed %d open %s requests", len(views), self.platform)
-        return len(views)
+            resumed += 1
+        if resumed:
+            _log.info("Resumed %d open %s requests", resumed, self.platform)
+        return resumed
 
     async def close(self) -> None:
         """Stop following requests; they stay open in the database for `resume`."""

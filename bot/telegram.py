@@ -329,21 +329,24 @@ def to_incoming(update: Update, bot_username: str) -> IncomingMessage | None:
     command, rest, addressed = None, text, is_private
     mention = f"@{bot_username}".lower()
 
+    # Telegram counts entity offsets in UTF-16 code units: PTB slices them, never `text[...]`.
+    parse = message.parse_entity if message.text else message.parse_caption_entity
+
     # A leading /command, maybe /command@botname; one for another bot is not ours.
     first = entities[0] if entities else None
     if first is not None and first.type == MessageEntity.BOT_COMMAND and first.offset == 0:
-        name, _, target = text[1 : first.length].partition("@")
+        command_text = parse(first)
+        name, _, target = command_text[1:].partition("@")
         if target and target.lower() != bot_username.lower():
             return None
         command = name.lower()
-        rest = text[first.length :].strip()
+        rest = text[len(command_text) :].strip()
         addressed = True
 
     # A mention of the bot, or a reply to one of its messages, addresses it in a group.
     for entity in entities:
         if entity.type == MessageEntity.MENTION:
-            named = text[entity.offset : entity.offset + entity.length].lower()
-            addressed = addressed or named == mention
+            addressed = addressed or parse(entity).lower() == mention
     reply = message.reply_to_message
     if reply is not None and reply.from_user is not None and reply.from_user.is_bot:
         addressed = addressed or (reply.from_user.username or "").lower() == bot_username.lower()

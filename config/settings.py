@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     download_min_free_mb: int = Field(default=200, ge=0)
 
     http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8080, ge=1, le=65535)
+    # 0 takes any free port (tests); the links then carry it only if PUBLIC_BASE_URL does.
+    http_port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
     secret_key: SecretStr | None = None
     progress_edit_interval_secs: float = Field(default=3.0, ge=0)

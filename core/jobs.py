@@ -12,7 +12,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 from core.errors import DownloadError
 from core.types import JobStatus, TrackMeta
 from storage.db import Database
-from storage.models import DownloadJob, Track, utcnow
+from storage.models import DownloadJob, Track, as_utc, utcnow
 
 # A downloading job whose worker has not written a heartbeat for this long is free again.
 STALE_HEARTBEAT_SECS = 90.0
@@ -309,7 +309,7 @@ class JobStore:
                 if status == JobStatus.QUEUED.value:
                     queued.append(job_id)
                 elif _worker_is_dead(worker_id) or (
-                    heartbeat_at is not None and _aware(heartbeat_at) < stale
+                    heartbeat_at is not None and as_utc(heartbeat_at) < stale
                 ):
                     orphaned.append(job_id)
             if orphaned:
@@ -320,7 +320,20 @@ class JobStore:
                 )
         return sorted(queued + orphaned)
 
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    async def retry_delays(self, job_ids: Sequence[int]) -> dict[int, float]:
+        """Seconds each of `job_ids` still waits before its retry (only those waiting)."""
+        now = utcnow()
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(DownloadJob.id, DownloadJob.retry_at).where(
+                    DownloadJob.id.in_(job_ids),
+                    DownloadJob.status == JobStatus.QUEUED.value,
+                    DownloadJob.retry_at.is_not(None),
+                )
+            )
+            delays = {
+                job_id: (as_utc(retry_at) - now).total_seconds()
+                for job_id, retry_at in rows.all()
+                if retry_at is not None
+            }
+        return {job_id: delay for job_id, delay in delays.items() if delay > 0}

@@ -32,7 +32,9 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PODCAST_KINDS = frozenset({"episode", "show"})
 
 # A Spotify id is exactly 22 base62 characters; one more base62 character means it is not one.
-_ID = r"[0-9A-Za-z]{22}(?![0-9A-Za-z])"
+# Case-sensitive on purpose: under IGNORECASE, [A-Za-z] also takes look-alikes such as the
+# Kelvin sign or the dotless i, which fold to Latin letters.
+_ID = r"(?-i:[0-9A-Za-z]{22}(?![0-9A-Za-z]))"
 _KINDS = r"track|album|playlist|artist|episode|show"
 # A host may follow a scheme, or stand alone when nothing that could belong to another
 # address (a letter, a dot, a slash, an @) comes right before it.
@@ -119,20 +121,31 @@ async def resolve_links(
 ) -> list[SpotifyLink]:
     """Return the scan's links plus those its short links lead to.
 
-    Raises InvalidLink when no importable link is left, UnsupportedLink when the message only
-    held podcast links, and ShortLinkError when a short link cannot be followed to Spotify.
+    A short link that cannot be followed is left out when other links remain, as a podcast
+    link is. Raises ShortLinkError when none remains and a short link could not be followed
+    to Spotify, UnsupportedLink when the message only held podcast links, and InvalidLink
+    when it held nothing importable at all.
     """
     links = list(scan.links)
     unsupported = list(scan.unsupported)
+    broken: list[ShortLinkError] = []
     for short_url in scan.short_links:
-        found = await _follow_short_link(short_url, http, max_redirects)
+        try:
+            found = await _follow_short_link(short_url, http, max_redirects)
+        except ShortLinkError as exc:
+            broken.append(exc)
+            continue
         for link in found.links:
             if link not in links:
                 links.append(link)
         unsupported.extend(found.unsupported)
 
     if links:
+        for refusal in broken:
+            logger.warning("Short link %s left out: %s.", refusal.url, refusal.reason)
         return links
+    if broken:
+        raise broken[0]
     if unsupported:
         kind = urlsplit(unsupported[0]).path.strip("/").split("/")[0]
         raise UnsupportedLink(kind, unsupported[0])

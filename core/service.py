@@ -24,7 +24,7 @@ from core.links import find_links, resolve_links
 from core.queue import JobQueue
 from core.types import JobStatus, SpotifyLink, TrackList, TrackMeta
 from storage.db import Database
-from storage.models import DownloadJob, Request, RequestItem, Track, utcnow
+from storage.models import DownloadJob, Request, RequestItem, Track, as_utc, utcnow
 
 _log = logging.getLogger(__name__)
 
@@ -184,6 +184,13 @@ class ImportService:
                 session.add(RequestItem(request_id=request.id, position=position, job_id=job.id))
             by_id = sorted({job.id: job for job in jobs}.items())
             to_queue = [job_id for job_id, job in by_id if await self._needs_work(session, job)]
+            # A job waiting out a retry's backoff is queued for when the wait ends.
+            now = utcnow()
+            delays = {
+                job_id: (as_utc(job.retry_at) - now).total_seconds()
+                for job_id, job in by_id
+                if job_id in to_queue and job.retry_at is not None and as_utc(job.retry_at) > now
+            }
             finished = sum(
                 1
                 for job_id, job in by_id
@@ -193,8 +200,11 @@ class ImportService:
 
         # Hand new work to the workers once the rows are committed.
         to_queue = sorted(set(to_queue))
-        if to_queue:
-            self.queue.enqueue(to_queue)
+        due_now = [job_id for job_id in to_queue if job_id not in delays]
+        if due_now:
+            self.queue.enqueue(due_now)
+        for job_id, delay in delays.items():
+            self.queue.enqueue([job_id], delay_secs=delay)
         reused = finished
         _log.info(
             "Request %s: %s %s, %d tracks, %d queued, %d already there.",

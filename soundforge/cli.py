@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log.debug("Command %s failed.", args.command, exc_info=exc)
         print(f"soundforge: {exc.user_message}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         return EXIT_INTERRUPTED
     finally:
         # The command has closed what it opened. Without this, the interpreter's exit walks
@@ -76,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "import":
         from soundforge.importer import import_links
+
+        # SIGTERM stops an import the way Ctrl-C does: running downloads are stopped and
+        # their jobs given back, so no spotdl is left behind.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
         quality = Quality(args.quality) if args.quality else None
         return await import_links(settings, args.urls, quality=quality, as_json=args.json)
@@ -99,13 +105,6 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(settings: Settings) -> int:
-    if settings.telegram_bot_token is None and settings.discord_bot_token is None:
-        print(
-            "soundforge: no chat is configured: set TELEGRAM_BOT_TOKEN (from @BotFather) "
-            "and/or DISCORD_BOT_TOKEN (from the Discord developer portal); see the README.",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
     from soundforge.run import run
 
     return await run(settings, _stop_event())

@@ -416,3 +416,22 @@ async def test_one_file_for_many_chats_is_uploaded_once(world: World) -> None:
     [theirs] = await until(lambda: world.chat.audio(other))
     assert [mine.uploaded, theirs.uploaded].count(True) == 1
     assert mine.file_id == theirs.file_id
+
+
+async def test_a_request_made_while_the_bot_starts_is_not_resumed_as_a_crashed_one(
+    world: World,
+) -> None:
+    # given the open requests read before the adapter started (none)
+    left_open = await world.imports.open_requests(world.chat.platform)
+
+    # when a link arrives before `resume` runs
+    await world.say(TRACK_URL, message_id="m1")
+    [job_id] = await world.job_ids()
+
+    # then neither way of resuming takes it over, and its song still quotes the link
+    assert await world.conversation.resume(left_open) == 0
+    assert await world.conversation.resume() == 0
+    await world.finish(job_id)
+    [audio] = await until(lambda: world.chat.audio(PRIVATE))
+    assert audio.reply_to == "m1"
+    assert len(world.chat.texts(PRIVATE)) == 1
