@@ -306,7 +306,5 @@ async def test_ctrl_c_mid_download_gives_the_jobs_back_quietly(
     # then it stops at once, says nothing alarming, and leaves the jobs to resume
     assert process.returncode == 130
     assert "Traceback" not in err.decode() and "ERROR" not in err.decode()
-    states = sqlite3.connect(soundforge.database_path).execute(
-        "select status from download_jobs"
-    )
+    states = sqlite3.connect(soundforge.database_path).execute("select status from download_jobs")
     assert {row[0] for row in states} == {"queued"}
