@@ -12,13 +12,14 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator
-from typing import Protocol
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Protocol
 
 from core.errors import QueueUnavailable
 from core.types import JobEvent
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
 
 _log = logging.getLogger(__name__)
 
@@ -101,14 +102,22 @@ class RedisBus:
     """
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self._clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+        # Imported here, not at the top: redis takes about 0.1 s to load, and only a process
+        # with REDIS_URL set builds this bus.
+        from redis.asyncio import Redis
+        from redis.exceptions import RedisError
 
-    def _client(self) -> aioredis.Redis:
+        self.url = url
+        self._connect = Redis.from_url
+        # What the client raises when Redis cannot be reached or answers with an error.
+        self._faults: tuple[type[Exception], ...] = (RedisError, OSError)
+        self._clients: dict[asyncio.AbstractEventLoop, Redis] = {}
+
+    def _client(self) -> Redis:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = aioredis.Redis.from_url(self.url)
+            client = self._connect(self.url)
             self._clients[loop] = client
         return client
 
@@ -116,13 +125,13 @@ class RedisBus:
         """Raise QueueUnavailable when Redis does not answer."""
         try:
             await self._client().ping()
-        except (RedisError, OSError) as exc:
+        except self._faults as exc:
             raise QueueUnavailable(str(exc)) from exc
 
     async def publish(self, event: JobEvent) -> None:
         try:
             await self._client().publish(channel_for(event.job_id), json.dumps(event.to_dict()))
-        except (RedisError, OSError):
+        except self._faults:
             # The row already holds this state; a lost event only delays an edit.
             _log.warning("Could not publish an event of job %s to Redis.", event.job_id)
 
@@ -131,12 +140,12 @@ class RedisBus:
         pubsub = self._client().pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.psubscribe(f"{CHANNEL_PREFIX}*")
-        except (RedisError, OSError) as exc:
+        except self._faults as exc:
             raise QueueUnavailable(str(exc)) from exc
         try:
-            yield _read_pubsub(pubsub)
+            yield _read_pubsub(pubsub, self._faults)
         finally:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*self._faults):
                 await pubsub.punsubscribe()
             await pubsub.aclose()
 
@@ -147,11 +156,13 @@ class RedisBus:
             await client.aclose()
 
 
-async def _read_pubsub(pubsub: aioredis.client.PubSub) -> AsyncIterator[JobEvent]:
+async def _read_pubsub(
+    pubsub: PubSub, faults: tuple[type[Exception], ...]
+) -> AsyncIterator[JobEvent]:
     while True:
         try:
             message = await pubsub.get_message(timeout=5.0)
-        except (RedisError, OSError):
+        except faults:
             _log.warning("Lost the Redis event subscription; retrying in 1 s.")
             await asyncio.sleep(1)
             continue

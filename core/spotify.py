@@ -244,12 +244,18 @@ class SpotifyClient:
         )
         result.total_available = total
 
+        # Each item carries its simplified album, which is enough to tag the track: no album
+        # is read, so playlist tracks have no label or genres.
         tracks = [_playlist_track(entry) for entry in entries]
         kept = _keep_importable(tracks, result, self._cap)
-        albums = await self._albums([track.get("album") or {} for track in kept])
-        result.tracks = [
-            _track_meta(track, album) for track, album in zip(kept, albums, strict=True)
-        ]
+        albums: dict[str, _Album] = {}
+        for track in kept:
+            simplified = track.get("album") or {}
+            album_id = str(simplified.get("id") or "")
+            album = albums.get(album_id) if album_id else None
+            if album is None:
+                album = albums[album_id] = _album_summary(simplified, disc_count=1)
+            result.tracks.append(_track_meta(track, album))
         return cap_track_list(result, self._cap)
 
     async def artist(self, artist_id: str) -> TrackList:
@@ -412,15 +418,26 @@ class SpotifyClient:
     ) -> tuple[list[Any], int]:
         """Read the entries of a paged list in order, and the total Spotify reports.
 
-        The first page comes alone; once it gives the total, the pages up to `wanted` kept
-        entries are fetched concurrently. The walk then follows each page's `next`: a page
-        shorter than asked leaves a gap, filled before moving on. Returns at least `wanted`
-        entries that pass `keep` when the list holds that many.
+        The first page comes alone; once it gives the total, the spans of 50 entries up to
+        `wanted` kept entries are read concurrently. A page shorter than asked leaves a gap
+        in its span (its `next` says where it ended), which that span's task asks for at once,
+        while the other spans go on. Returns at least `wanted` entries that pass `keep` when
+        the list holds that many.
         """
 
         async def page_at(offset: int, limit: int = PAGE_LIMIT) -> Json:
             query = {**(params or {}), "offset": offset, "limit": limit}
             return await self._get(path, link=link, params=query, user_token=user_token)
+
+        async def span(offset: int, stop: int) -> dict[int, Json]:
+            """The pages that together hold entries `offset` to `stop` (or up to the end)."""
+            held: dict[int, Json] = {}
+            while True:
+                page = held[offset] = await page_at(offset, min(PAGE_LIMIT, stop - offset))
+                following = _next_offset(page, offset)
+                if following is None or following <= offset or following >= stop:
+                    return held
+                offset = following
 
         if not isinstance(first, dict) or not isinstance(first.get("items"), list):
             first = await page_at(0)
@@ -428,39 +445,25 @@ class SpotifyClient:
         start = int(first.get("offset") or 0)
         pages: dict[int, Json] = {start: first}
         planned_to = start + len(first["items"])
-        entries: list[Any] = []
-        kept_count = 0
-        cursor: int | None = start
 
-        while cursor is not None:
-            page = pages.get(cursor)
-            if page is None and cursor >= planned_to:
-                # Past what was planned: plan the pages that should bring the rest.
-                shortfall = total - cursor if wanted is None else wanted - kept_count
-                planned_to = max(min(total, cursor + shortfall), cursor + 1)
-                offsets = range(cursor, planned_to, PAGE_LIMIT)
-                fetched = await _gather_all(
-                    (page_at(offset) for offset in offsets), name="spotify:page"
-                )
-                pages.update(zip(offsets, fetched, strict=True))
-                page = pages[cursor]
-            elif page is None:
-                # A shorter page than asked left a gap before the next page held.
-                following = min((offset for offset in pages if offset > cursor), default=None)
-                limit = PAGE_LIMIT if following is None else min(PAGE_LIMIT, following - cursor)
-                page = pages[cursor] = await page_at(cursor, limit)
-
-            items = page.get("items") or []
-            entries.extend(items)
-            kept_count += sum(1 for item in items if keep is None or keep(item))
-            if wanted is not None and kept_count >= wanted:
-                break
-            following_cursor = _next_offset(page, cursor)
-            if following_cursor is not None and following_cursor <= cursor:
-                logger.warning("Spotify paging of %s stopped moving at %d.", path, cursor)
-                break
-            cursor = following_cursor
-        return entries, total
+        while True:
+            entries, kept_count, missing = _walk(pages, start, path, wanted, keep)
+            if missing is None:
+                return entries, total
+            if missing >= planned_to:
+                # Past what was planned: plan the spans that should bring the rest.
+                shortfall = total - missing if wanted is None else wanted - kept_count
+                planned_to = max(min(total, missing + shortfall), missing + 1)
+            stop = min((offset for offset in pages if offset > missing), default=planned_to)
+            spans = await _gather_all(
+                (
+                    span(offset, min(offset + PAGE_LIMIT, stop))
+                    for offset in range(missing, stop, PAGE_LIMIT)
+                ),
+                name="spotify:page",
+            )
+            for held in spans:
+                pages.update(held)
 
     async def _get(
         self,
@@ -656,6 +659,39 @@ def _next_offset(page: Json, offset: int) -> int | None:
     if values and values[0].isdigit():
         return int(values[0])
     return offset + len(page.get("items") or [])
+
+
+def _walk(
+    pages: dict[int, Json],
+    start: int,
+    path: str,
+    wanted: int | None,
+    keep: Callable[[Any], bool] | None,
+) -> tuple[list[Any], int, int | None]:
+    """Follow the pages held from `start`, in order, until one is missing.
+
+    Returns their entries, how many of them pass `keep`, and the offset of the first missing
+    page: None when the list is complete or `wanted` entries are kept.
+    """
+    entries: list[Any] = []
+    kept_count = 0
+    cursor = start
+    while True:
+        page = pages.get(cursor)
+        if page is None:
+            return entries, kept_count, cursor
+        items = page.get("items") or []
+        entries.extend(items)
+        kept_count += sum(1 for item in items if keep is None or keep(item))
+        if wanted is not None and kept_count >= wanted:
+            return entries, kept_count, None
+        following = _next_offset(page, cursor)
+        if following is None:
+            return entries, kept_count, None
+        if following <= cursor:
+            logger.warning("Spotify paging of %s stopped moving at %d.", path, cursor)
+            return entries, kept_count, None
+        cursor = following
 
 
 def _playlist_track(entry: Any) -> Any:

@@ -17,6 +17,7 @@ import httpx
 from config.settings import Settings
 from core.events import EventBus, InProcessBus, RedisBus
 from core.fallback import SpotdlMetadata
+from core.jobs import JobStore
 from core.metadata import MetadataReader
 from core.queue import JobQueue
 from core.service import ImportService
@@ -24,7 +25,7 @@ from core.spotify import SpotifyClient, TokenStore
 from storage.db import Database
 from storage.layout import prepare_download_dir
 from workers.broker import DramatiqQueue, build_broker, check_redis, declare_download_actor
-from workers.download import SWEEP_INTERVAL_SECS, WorkerRuntime
+from workers.download import SWEEP_INTERVAL_SECS, EmbeddedWorkers, WorkerRuntime
 
 _log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Services:
     queue: JobQueue
     http: httpx.AsyncClient
     imports: ImportService
-    workers: WorkerRuntime | None
+    workers: EmbeddedWorkers | None
 
 
 @contextlib.asynccontextmanager
@@ -49,14 +50,15 @@ async def open_services(settings: Settings, *, embedded_workers: bool) -> AsyncI
     """Open the database, bus, queue and import service; run workers here when embedded.
 
     With `REDIS_URL` set, jobs go to Redis for `soundforge worker` processes; without it,
-    `embedded_workers` must be true and the jobs run in this process.
+    `embedded_workers` must be true and the jobs run in this process, on a worker started
+    when the first job is queued.
     """
     check_redis(settings)
     prepare_download_dir(settings.download_dir)
     db = Database(settings.database_url)
     await db.open()
     bus: EventBus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
-    workers: WorkerRuntime | None = None
+    workers: EmbeddedWorkers | None = None
     queue: JobQueue
     try:
         if settings.redis_url:
@@ -64,8 +66,8 @@ async def open_services(settings: Settings, *, embedded_workers: bool) -> AsyncI
         else:
             if not embedded_workers:
                 raise RuntimeError("without REDIS_URL the workers must run in this process")
-            workers = WorkerRuntime(settings, bus)
-            queue = workers.queue
+            workers = EmbeddedWorkers(settings, bus)
+            queue = workers
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as http:
             spotify = SpotifyClient(settings, http, TokenStore(settings.data_dir))
             reader = MetadataReader(settings, spotify, SpotdlMetadata(settings))
@@ -73,8 +75,7 @@ async def open_services(settings: Settings, *, embedded_workers: bool) -> AsyncI
                 db, reader, queue, http, default_quality=settings.default_quality
             )
             if workers is not None:
-                workers.start()
-                await asyncio.to_thread(workers.run_on_loop, workers.handler.recover())
+                await _recover(db, workers)
             try:
                 yield Services(settings, db, bus, queue, http, imports, workers)
             finally:
@@ -83,6 +84,14 @@ async def open_services(settings: Settings, *, embedded_workers: bool) -> AsyncI
     finally:
         await bus.close()
         await db.close()
+
+
+async def _recover(db: Database, queue: JobQueue) -> None:
+    """Queue again the jobs an earlier process left waiting or died holding."""
+    job_ids = await JobStore(db).recoverable()
+    if job_ids:
+        _log.info("Resuming %d unfinished jobs.", len(job_ids))
+        queue.enqueue(job_ids)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:

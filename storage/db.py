@@ -1,4 +1,8 @@
-"""The database: an async engine, sessions, and migrations applied on start."""
+"""The database: an async engine, sessions, and migrations applied on start.
+
+Alembic is loaded only when the database is behind: a database already at `HEAD_REVISION`
+opens with one SELECT of its revision, which spares each command a tenth of a second.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,8 @@ import fcntl
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,9 +25,14 @@ from sqlalchemy.ext.asyncio import (
 
 from core.errors import StorageError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 _log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The newest revision under migrations/versions; a test holds it equal to Alembic's head.
+HEAD_REVISION = "0002"
 # How long SQLite waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 # Any fixed number; every SoundForge process takes it while migrating PostgreSQL.
@@ -81,12 +88,23 @@ class Database:
             self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
             async with self._engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-            if migrate:
+            if migrate and await self._revision() != HEAD_REVISION:
                 await self._migrate()
         except (SQLAlchemyError, OSError, ValueError) as exc:
             await self.close()
             raise StorageError(f"{self._url.render_as_string(hide_password=True)}: {exc}") from exc
         _log.info("Database %s is ready.", self._url.render_as_string(hide_password=True))
+
+    async def _revision(self) -> str | None:
+        """The revision the database is at; None when it has none (or more than one)."""
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+        except SQLAlchemyError as exc:
+            # A new database has no alembic_version table yet: migrating creates it.
+            _log.debug("No migration revision could be read (%s); migrating.", exc)
+            return None
+        return str(rows[0][0]) if len(rows) == 1 else None
 
     async def _migrate(self) -> None:
         with self._migration_lock():
@@ -136,6 +154,8 @@ class Database:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic config pointing at our migrations, optionally bound to a connection."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -143,4 +163,6 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade_to_head(connection: Connection) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection), "head")

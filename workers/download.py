@@ -2,6 +2,7 @@
 
 A message names one job. The handler claims it together with other waiting jobs of
 the same quality, so one spotdl run (and one spotdl start-up) serves the batch.
+Embedded, `EmbeddedWorkers` starts the worker only when the first job is queued.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Coroutine, Sequence
 from typing import TypeVar
 
@@ -184,7 +186,12 @@ class DownloadHandler:
         job_ids = await store.recoverable()
         if job_ids:
             _log.info("Resuming %d unfinished jobs.", len(job_ids))
-            self.queue.enqueue(job_ids)
+            # A job waiting out a retry's backoff is queued for when its wait ends: an earlier
+            # message would find it not yet due and be dropped.
+            delays = await store.retry_delays(job_ids)
+            self.queue.enqueue([job_id for job_id in job_ids if job_id not in delays])
+            for job_id, delay in delays.items():
+                self.queue.enqueue([job_id], delay_secs=delay)
         return job_ids
 
     async def shutdown(self) -> None:
@@ -260,3 +267,36 @@ class WorkerRuntime:
         self._worker = None
         self.broker.close()
         _log.info("Download worker %s stopped.", self.handler.worker_id)
+
+
+class EmbeddedWorkers:
+    """The embedded job queue: starts an in-process `WorkerRuntime` on the first job queued.
+
+    An import of something already downloaded queues nothing, so it never pays for
+    starting and stopping Dramatiq's threads.
+    """
+
+    def __init__(self, settings: Settings, bus: EventBus) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.runtime: WorkerRuntime | None = None
+        self._lock = threading.Lock()
+
+    def enqueue(self, job_ids: Sequence[int], *, delay_secs: float = 0) -> None:
+        """Queue each job, starting the worker first when none runs yet."""
+        if not job_ids:
+            return
+        with self._lock:
+            if self.runtime is None:
+                runtime = WorkerRuntime(self.settings, self.bus)
+                runtime.start()
+                self.runtime = runtime
+            runtime = self.runtime
+        runtime.queue.enqueue(job_ids, delay_secs=delay_secs)
+
+    def stop(self) -> None:
+        """Stop the worker if one was started (see `WorkerRuntime.stop`)."""
+        with self._lock:
+            runtime, self.runtime = self.runtime, None
+        if runtime is not None:
+            runtime.stop()
