@@ -7,6 +7,7 @@ never touched again by a late duplicate.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -20,9 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from core.errors import DownloadError
+from core.queue import JobQueue
 from core.types import JobStatus, TrackMeta
 from storage.db import Database
 from storage.models import DownloadJob, Track, as_utc, utcnow
+
+_log = logging.getLogger(__name__)
 
 # A downloading job whose worker has not written a heartbeat for this long is free again.
 STALE_HEARTBEAT_SECS = 90.0
@@ -337,3 +341,20 @@ class JobStore:
                 if retry_at is not None
             }
         return {job_id: delay for job_id, delay in delays.items() if delay > 0}
+
+
+async def requeue_unfinished(store: JobStore, queue: JobQueue) -> list[int]:
+    """Queue again the jobs left waiting or held by a dead worker; returns them.
+
+    A job waiting out a retry's backoff is queued for when its wait ends: an earlier
+    message would find it not yet due and be dropped.
+    """
+    job_ids = await store.recoverable()
+    if not job_ids:
+        return []
+    _log.info("Resuming %d unfinished jobs.", len(job_ids))
+    delays = await store.retry_delays(job_ids)
+    queue.enqueue([job_id for job_id in job_ids if job_id not in delays])
+    for job_id, delay in delays.items():
+        queue.enqueue([job_id], delay_secs=delay)
+    return job_ids

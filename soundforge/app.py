@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import httpx
 
 from config.settings import Settings
+from core.errors import SoundForgeError
 from core.events import EventBus, InProcessBus, RedisBus
 from core.fallback import SpotdlMetadata
-from core.jobs import JobStore
+from core.jobs import JobStore, requeue_unfinished
 from core.metadata import MetadataReader
 from core.queue import JobQueue
 from core.service import ImportService
@@ -74,11 +75,17 @@ async def open_services(settings: Settings, *, embedded_workers: bool) -> AsyncI
             imports = ImportService(
                 db, reader, queue, http, default_quality=settings.default_quality
             )
+            sweeper: asyncio.Task[None] | None = None
             if workers is not None:
-                await _recover(db, workers)
+                await requeue_unfinished(JobStore(db), workers)
+                sweeper = asyncio.create_task(_sweep(db, workers), name="embedded:job-sweep")
             try:
                 yield Services(settings, db, bus, queue, http, imports, workers)
             finally:
+                if sweeper is not None:
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
                 if workers is not None:
                     await asyncio.to_thread(workers.stop)
     finally:
@@ -86,12 +93,14 @@ async def open_services(settings: Settings, *, embedded_workers: bool) -> AsyncI
         await db.close()
 
 
-async def _recover(db: Database, queue: JobQueue) -> None:
-    """Queue again the jobs an earlier process left waiting or died holding."""
-    job_ids = await JobStore(db).recoverable()
-    if job_ids:
-        _log.info("Resuming %d unfinished jobs.", len(job_ids))
-        queue.enqueue(job_ids)
+async def _sweep(db: Database, queue: JobQueue) -> None:
+    """Now and then, queue again jobs whose worker died (another process sharing the db)."""
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_SECS)
+        try:
+            await requeue_unfinished(JobStore(db), queue)
+        except SoundForgeError as exc:
+            _log.warning("Looking for abandoned jobs failed: %s", exc.detail)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:

@@ -97,11 +97,6 @@ async def test_a_job_waiting_for_its_retry_still_runs_after_the_import_is_killed
     assert [record["status"] for record in done.records] == ["completed"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workers/download.py looks for jobs of dead workers only when a process starts "
-    "(embedded mode has no sweep), so jobs held by a killed import are never taken back",
-)
 async def test_an_import_sharing_jobs_with_a_killed_import_still_finishes(
     soundforge: Soundforge, spotify_catalog: Catalog, audio_source: AudioSource
 ) -> None:

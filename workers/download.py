@@ -20,7 +20,13 @@ from dramatiq.asyncio import get_event_loop_thread
 from config.settings import Quality, Settings
 from core.errors import DownloadFailed, SoundForgeError
 from core.events import EventBus
-from core.jobs import HEARTBEAT_INTERVAL_SECS, ClaimedJob, JobStore, new_worker_id
+from core.jobs import (
+    HEARTBEAT_INTERVAL_SECS,
+    ClaimedJob,
+    JobStore,
+    new_worker_id,
+    requeue_unfinished,
+)
 from core.queue import JobQueue
 from core.types import JobEvent, JobStatus
 from storage.db import Database
@@ -37,7 +43,7 @@ PROGRESS_WRITE_STEP = 5
 # How long stopping may wait for the running batch to give its jobs back (seconds).
 STOP_TIMEOUT_SECS = 10.0
 # How often a worker looks for jobs whose worker died (seconds).
-SWEEP_INTERVAL_SECS = 60.0
+SWEEP_INTERVAL_SECS = 15.0
 # How long an embedded Dramatiq thread waits on an empty queue before it looks again (ms);
 # stopping waits this out once per thread (Dramatiq's default of 1000 added ~2 s to an import).
 EMBEDDED_IDLE_WAIT_MS = 100
@@ -182,17 +188,7 @@ class DownloadHandler:
 
     async def recover(self) -> list[int]:
         """Queue again the jobs left waiting or held by a dead worker."""
-        store = await self._store()
-        job_ids = await store.recoverable()
-        if job_ids:
-            _log.info("Resuming %d unfinished jobs.", len(job_ids))
-            # A job waiting out a retry's backoff is queued for when its wait ends: an earlier
-            # message would find it not yet due and be dropped.
-            delays = await store.retry_delays(job_ids)
-            self.queue.enqueue([job_id for job_id in job_ids if job_id not in delays])
-            for job_id, delay in delays.items():
-                self.queue.enqueue([job_id], delay_secs=delay)
-        return job_ids
+        return await requeue_unfinished(await self._store(), self.queue)
 
     async def shutdown(self) -> None:
         """Take no more messages, stop running batches (their jobs go back), then close."""
