@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -50,6 +51,8 @@ TRANSIENT_BACKOFF_SECS = 0.5
 MAX_RATE_LIMIT_WAITS = 5
 # Used when a 429 carries no readable Retry-After.
 DEFAULT_RETRY_AFTER_SECS = 1.0
+# A Retry-After beyond a week (or one that is not a number we can hold) is read as a week.
+MAX_RETRY_AFTER_SECS = 7 * 24 * 3600.0
 REQUEST_TIMEOUT_SECS = 15.0
 TOKEN_FILE_PREFIX = "spotify-token-"
 
@@ -272,46 +275,62 @@ class SpotifyClient:
             f"{path}/albums", link=link, params={"include_groups": "album,single"}
         )
         album_ids = _unique(str(entry["id"]) for entry in listed if _has_id(entry))
-        loaded = await _gather_all(
-            (self._raw_album_or_none(album_id) for album_id in album_ids),
-            name="spotify:artist-album",
-        )
-        raw_albums = [raw_album for raw_album in loaded if raw_album is not None]
-        album_entries = await _gather_all(
-            (
-                self._collect(
-                    f"/albums/{quote(str(raw_album['id']), safe='')}/tracks",
-                    link=link,
-                    first=raw_album.get("tracks"),
-                )
-                for raw_album in raw_albums
-            ),
-            name="spotify:artist-album-tracks",
-        )
+        listed_sizes = {
+            str(entry["id"]): entry.get("total_tracks") for entry in listed if _has_id(entry)
+        }
 
-        # Every track once, by id and by (title, duration) across albums and singles.
+        # Read albums a wave at a time and stop once the cap is full: a large discography
+        # would otherwise cost a request per album against Spotify's rate window.
         seen_ids: set[str] = set()
         seen_songs: set[tuple[str, int]] = set()
         kept: list[tuple[Json, _Album]] = []
         unique_count = 0
-        for raw_album, (entries, _) in zip(raw_albums, album_entries, strict=True):
-            album = _album_summary(raw_album, _max_disc(entries))
-            for entry in entries:
-                reason = _skip_reason(entry)
-                if reason is not None:
-                    result.skip(reason)
-                    continue
-                song = (str(entry.get("name") or "").casefold().strip(), _duration_secs(entry))
-                if entry["id"] in seen_ids or song in seen_songs:
-                    result.skip(SkipReason.DUPLICATE)
-                    continue
-                seen_ids.add(entry["id"])
-                seen_songs.add(song)
-                unique_count += 1
-                if len(kept) < self._cap:
-                    kept.append((entry, album))
-        result.total_available = unique_count
-        if unique_count > len(kept):
+        wave = self._settings.spotify_page_concurrency
+        read = 0
+        while read < len(album_ids) and len(kept) < self._cap:
+            batch = album_ids[read : read + wave]
+            read += len(batch)
+            loaded = await _gather_all(
+                (self._raw_album_or_none(album_id) for album_id in batch),
+                name="spotify:artist-album",
+            )
+            raw_albums = [raw_album for raw_album in loaded if raw_album is not None]
+            album_entries = await _gather_all(
+                (
+                    self._collect(
+                        f"/albums/{quote(str(raw_album['id']), safe='')}/tracks",
+                        link=link,
+                        first=raw_album.get("tracks"),
+                    )
+                    for raw_album in raw_albums
+                ),
+                name="spotify:artist-album-tracks",
+            )
+
+            # Every track once, by id and by (title, duration) across albums and singles.
+            for raw_album, (entries, _) in zip(raw_albums, album_entries, strict=True):
+                album = _album_summary(raw_album, _max_disc(entries))
+                for entry in entries:
+                    reason = _skip_reason(entry)
+                    if reason is not None:
+                        result.skip(reason)
+                        continue
+                    song = (
+                        str(entry.get("name") or "").casefold().strip(),
+                        _duration_secs(entry),
+                    )
+                    if entry["id"] in seen_ids or song in seen_songs:
+                        result.skip(SkipReason.DUPLICATE)
+                        continue
+                    seen_ids.add(entry["id"])
+                    seen_songs.add(song)
+                    unique_count += 1
+                    if len(kept) < self._cap:
+                        kept.append((entry, album))
+        # Albums left unread count with the size Spotify listed for them.
+        unread = sum(int(listed_sizes.get(album_id) or 0) for album_id in album_ids[read:])
+        result.total_available = unique_count + unread
+        if result.total_available > len(kept):
             result.capped_at = self._cap
 
         # Read the kept tracks whole for their ISRCs.
@@ -645,9 +664,12 @@ def _json_body(response: httpx.Response, path: str) -> Json:
 def _retry_after_secs(response: httpx.Response) -> float:
     """Seconds Spotify asks us to wait, from the Retry-After header."""
     try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
+        secs = float(response.headers.get("retry-after", ""))
     except ValueError:
         return DEFAULT_RETRY_AFTER_SECS
+    if not math.isfinite(secs):
+        return MAX_RETRY_AFTER_SECS
+    return min(max(0.0, secs), MAX_RETRY_AFTER_SECS)
 
 
 def _next_offset(page: Json, offset: int) -> int | None:

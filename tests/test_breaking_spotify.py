@@ -1,6 +1,6 @@
 """Breaks found in the Spotify client: what a strange 429 or a large discography costs.
 
-Both fixes lie in core/spotify.py, which another engineer is editing, hence `xfail`.
+Both were fixed in core/spotify.py; these tests keep them fixed.
 """
 
 from __future__ import annotations
@@ -17,12 +17,6 @@ from tests.fixtures.spotify import spotify_standin_settings
 from tests.standins.spotify import Catalog, SpotifyStandin
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="core/spotify.py passes an infinite Retry-After on, and format_duration cannot "
-    "round it (OverflowError); core/spotify.py is being edited by another engineer",
-)
 async def test_a_retry_after_too_large_for_a_float_still_gives_a_sentence(
     spotify_catalog: Catalog, spotify_standin: SpotifyStandin, spotify_client: SpotifyClient
 ) -> None:
@@ -39,11 +33,6 @@ async def test_a_retry_after_too_large_for_a_float_still_gives_a_sentence(
     assert caught.value.user_message.startswith("Spotify is limiting this bot right now")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/spotify.py reads every album of an artist whole before the cap applies, "
-    "so one artist link costs a request per album of the whole discography",
-)
 async def test_an_artist_link_reads_only_the_albums_the_cap_needs(
     spotify_catalog: Catalog,
     spotify_standin: SpotifyStandin,
