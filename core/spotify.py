@@ -76,8 +76,9 @@ class AppToken:
 class TokenStore:
     """The app token, kept in memory and in a JSON file shared by every process.
 
-    The file lives in `directory` and is named by a hash of the client id, so apps with other
-    credentials never read it; it is replaced atomically and readable by its owner only.
+    The file lives in `directory` and is named by a hash of the credentials, so a process
+    with other (or wrong) credentials never reads it; it is replaced atomically and
+    readable by its owner only.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -574,11 +575,12 @@ class SpotifyClient:
     async def _app_token(self) -> str:
         """The app's access token, from the shared store or freshly asked for."""
         client_id, secret = self._credentials()
+        key = _credentials_key(client_id, secret)
         async with self._token_lock:
-            token = await self._tokens.load(client_id)
+            token = await self._tokens.load(key)
             if token is None:
                 token = await self._request_token(client_id, secret)
-                await self._tokens.save(client_id, token)
+                await self._tokens.save(key, token)
             return token.access_token
 
     async def check_credentials(self) -> None:
@@ -586,9 +588,9 @@ class SpotifyClient:
         await self._app_token()
 
     async def _discard_token(self, access_token: str) -> None:
-        client_id, _ = self._credentials()
+        key = _credentials_key(*self._credentials())
         async with self._token_lock:
-            await self._tokens.discard(client_id, access_token)
+            await self._tokens.discard(key, access_token)
 
     async def _request_token(self, client_id: str, secret: str) -> AppToken:
         """Ask Spotify's accounts service for an app token (client-credentials flow)."""
@@ -659,6 +661,11 @@ def _json_body(response: httpx.Response, path: str) -> Json:
     if not isinstance(body, dict):
         raise SpotifyUnavailable(f"{path} answered with a JSON {type(body).__name__}")
     return body
+
+
+def _credentials_key(client_id: str, secret: str) -> str:
+    """What a stored token is filed under: a token got with other credentials is not ours."""
+    return f"{client_id}:{hashlib.sha256(secret.encode()).hexdigest()}"
 
 
 def _retry_after_secs(response: httpx.Response) -> float:

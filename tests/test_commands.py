@@ -125,3 +125,17 @@ async def test_doctor_finds_spotdl_and_deno_in_the_virtualenv_without_activating
     assert done.returncode == 0, done.stdout
     assert "│ spotdl   │ ok" in done.stdout
     assert "│ deno     │ ok" in done.stdout
+
+
+async def test_doctor_catches_a_wrong_secret_even_with_a_token_on_disk(
+    soundforge: Soundforge,
+) -> None:
+    # given a token stored by an earlier, correctly configured run
+    assert (await soundforge.run("doctor")).returncode == 0
+
+    # when the secret is wrong
+    done = await soundforge.run("doctor", SPOTIFY_CLIENT_SECRET="wrong")
+
+    # then the stored token is not taken for proof of the credentials
+    assert done.returncode == 1
+    assert "rejected this bot's credentials" in done.stdout
