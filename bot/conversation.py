@@ -4,14 +4,17 @@ An adapter hands every `IncomingMessage` to `Conversation.handle` and implements
 `ChatPort` the conversation answers through. A link becomes a request with one reply,
 kept up to date through the progress relay as job events arrive (and as a periodic
 look at the database shows, since no event is guaranteed); each finished track is
-posted as audio, or as a signed link when it is over the chat's limit. Requests left
-open by a crash are picked up again by `resume`.
+posted as audio, or as a signed link when it is over the chat's limit. A track counts as
+delivered only once the platform took it: until then every sweep tries again, and after
+`DELIVERY_GIVE_UP_SECS` it goes as a link. Requests are recorded before their metadata is
+read, so those a crash left open, read or not, are picked up again by `resume`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,10 +43,11 @@ from bot.render import (
 )
 from bot.thumbnail import cover_thumbnail
 from config.settings import Quality
-from core.errors import SoundForgeError
+from core.errors import SoundForgeError, format_duration
 from core.events import EventBus
-from core.service import ImportService, JobView, Requester, RequestView
-from core.types import JobStatus
+from core.links import find_links
+from core.service import RESOLVING, ImportService, JobView, Requester, RequestView
+from core.types import JobStatus, SpotifyLink
 from storage.chat import ChatMemory
 
 _log = logging.getLogger(__name__)
@@ -65,17 +69,33 @@ COMMANDS: tuple[Command, ...] = (
 MAX_LINKS_PER_MESSAGE = 5
 # How often tracked requests are read from the database even without events.
 SWEEP_INTERVAL_SECS = 5.0
-# Attempts at posting one file when the platform is briefly unavailable.
+# Attempts at posting one file in one go when the platform is briefly unavailable, the
+# n-th failure followed by a pause of n times DELIVERY_RETRY_SECS (12 s in all).
 DELIVERY_ATTEMPTS = 4
 DELIVERY_RETRY_SECS = 2.0
+# How long a finished track may go on failing to post, one go per sweep, before it is
+# handed over as a signed link instead.
+DELIVERY_GIVE_UP_SECS = 10 * 60.0
 # Requests listed by /status.
 STATUS_LIMIT = 5
 QUALITY_BUTTON_PREFIX = "quality:"
 
 GET_USAGE = "Send /get with a Spotify link, for example /get https://open.spotify.com/track/…"
 UNKNOWN_COMMAND = "I don't know that command; /help lists what I can do."
+TOO_MANY_LINKS = f"I take {MAX_LINKS_PER_MESSAGE} links per message; the rest are left."
 
 LinkMaker = Callable[[int], str]
+
+
+class _Delivery(enum.Enum):
+    """How one go at handing over a finished track ended."""
+
+    # The platform took it, as audio or as a link.
+    DONE = "done"
+    # The platform failed for now; a later sweep tries again.
+    LATER = "later"
+    # It can never be posted (no file, no permission); nothing is tried again.
+    NEVER = "never"
 
 
 @dataclass
@@ -89,6 +109,12 @@ class _Tracked:
     job_ids: set[int] = field(default_factory=set)
     dirty: bool = True
     task: asyncio.Task[None] | None = None
+    # The final text went to the relay; later refreshes only deliver.
+    final_shown: bool = False
+    # When posting each job's track first failed, on the event loop's clock.
+    failing_since: dict[int, float] = field(default_factory=dict)
+    # Jobs whose track can never be posted here.
+    undeliverable: set[int] = field(default_factory=set)
 
 
 class Conversation:
@@ -117,6 +143,11 @@ class Conversation:
         self._tracked: dict[int, _Tracked] = {}
         self._by_job: dict[int, set[int]] = {}
         self._upload_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Recorded requests whose metadata is being read here, and the tasks reading those
+        # a crash left behind.
+        self._resolving: set[int] = set()
+        self._resumers: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     @property
     def platform(self) -> str:
@@ -168,40 +199,74 @@ class Conversation:
             await self._say(message, UNKNOWN_COMMAND)
 
     async def _say(self, message: IncomingMessage, text: str) -> MessageRef | None:
+        return await self._say_in(message.chat, text, message.message_id)
+
+    async def _say_in(self, chat: ChatRef, text: str, reply_to: str | None) -> MessageRef | None:
         try:
-            return await self.port.send_text(message.chat, text, reply_to=message.message_id)
+            return await self.port.send_text(chat, text, reply_to=reply_to)
         except ChatError as exc:
-            _log.warning("Could not answer in chat %s: %r", message.chat.chat_id, exc)
+            _log.warning("Could not answer in chat %s: %r", chat.chat_id, exc)
             return None
 
     async def _import(self, message: IncomingMessage, text: str) -> None:
-        links = await self.imports.links_in(text, message.hidden_urls)
-        requester = Requester(self.platform, message.user_id, message.chat.chat_id)
+        # Follow no more short links than the cap takes; the scan says whether there were more.
+        links = await self.imports.links_in(text, message.hidden_urls, limit=MAX_LINKS_PER_MESSAGE)
+        if find_links(text, message.hidden_urls).importable > MAX_LINKS_PER_MESSAGE:
+            await self._say(message, TOO_MANY_LINKS)
+        requester = Requester(
+            self.platform,
+            message.user_id,
+            message.chat.chat_id,
+            message.message_id,
+            message.chat.is_private,
+        )
         quality = await self._quality_for(message.user_id)
-        if len(links) > MAX_LINKS_PER_MESSAGE:
-            await self._say(
-                message, f"I take {MAX_LINKS_PER_MESSAGE} links per message; the rest are left."
-            )
-        for link in links[:MAX_LINKS_PER_MESSAGE]:
+
+        # Record every request before reading any metadata: a crash from here on loses none.
+        request_ids = await self.imports.record(links, requester, quality)
+        self._resolving.update(request_ids)
+        for link, request_id in zip(links, request_ids, strict=True):
+            await self._answer(message.chat, requester, link, quality, request_id)
+
+    async def _answer(
+        self,
+        chat: ChatRef,
+        requester: Requester,
+        link: SpotifyLink,
+        quality: Quality,
+        request_id: int,
+    ) -> None:
+        """Read a recorded request's link, post what was found, and follow the request.
+
+        A link that cannot be read gets its sentence, and its request is dropped.
+        """
+        reply_to = requester.message_id
+        try:
             try:
-                started = await self.imports.start(link, requester, quality)
+                started = await self.imports.start(link, requester, quality, request_id=request_id)
             except SoundForgeError as exc:
-                _log.info("Import of %s for chat %s failed: %s", link.url, requester.chat_id, exc)
-                await self._say(message, exc.user_message)
-                continue
-            found = render_found(started.tracklist, quality)
-            reply = await self.port.send_text(message.chat, found, reply_to=message.message_id)
-            await self.imports.set_reply(started.request_id, reply.message_id)
-            self.relay.track(reply, found)
-            self._track(
-                _Tracked(
-                    started.request_id,
-                    reply,
-                    message.user_id,
-                    message.message_id,
-                    set(started.job_ids),
-                )
-            )
+                _log.info("Import of %s for chat %s failed: %s", link.url, chat.chat_id, exc)
+                await self.imports.abandon(request_id)
+                await self._say_in(chat, exc.user_message, reply_to)
+                return
+            except Exception:
+                _log.exception("Request %s: reading %s failed", request_id, link.url)
+                await self.imports.abandon(request_id)
+                await self._say_in(chat, SoundForgeError().user_message, reply_to)
+                return
+        finally:
+            self._resolving.discard(request_id)
+
+        # Answer with what was found; without that reply, the next start posts the progress.
+        found = render_found(started.tracklist, quality)
+        try:
+            reply = await self.port.send_text(chat, found, reply_to=reply_to)
+        except ChatError as exc:
+            _log.warning("Request %s: could not post its reply: %r", request_id, exc)
+            return
+        await self.imports.set_reply(request_id, reply.message_id)
+        self.relay.track(reply, found)
+        self._track(_Tracked(request_id, reply, requester.user_id, reply_to, set(started.job_ids)))
 
     async def _status(self, message: IncomingMessage) -> None:
         views = await self.imports.recent(self.platform, message.user_id, STATUS_LIMIT)
@@ -287,14 +352,24 @@ class Conversation:
         if left_open is None:
             left_open = await self.imports.open_requests(self.platform)
         resumed = 0
+        unread: list[RequestView] = []
         for view in left_open:
-            if view.chat_id is None or view.request_id in self._tracked:
+            if (
+                view.chat_id is None
+                or view.request_id in self._tracked
+                or view.request_id in self._resolving
+            ):
                 continue
-            # The row does not say whether the chat is private; group pacing is the safe one.
-            chat = ChatRef(self.platform, view.chat_id, is_private=False)
+            chat = _chat_of(view)
+            if view.status == RESOLVING:
+                unread.append(view)
+                resumed += 1
+                continue
             if view.reply_message_id is None:
                 try:
-                    reply = await self.port.send_text(chat, render_progress(view))
+                    reply = await self.port.send_text(
+                        chat, render_progress(view), reply_to=view.source_message_id
+                    )
                 except ChatError as exc:
                     _log.warning("Request %s: could not post a reply: %r", view.request_id, exc)
                     continue
@@ -302,15 +377,44 @@ class Conversation:
             else:
                 reply = MessageRef(chat, view.reply_message_id)
             jobs = {job.job_id for job in view.jobs}
-            self._track(_Tracked(view.request_id, reply, view.user_id, None, jobs))
+            self._track(
+                _Tracked(view.request_id, reply, view.user_id, view.source_message_id, jobs)
+            )
             resumed += 1
+        if unread:
+            # Read their links in the background, oldest first: Spotify may be slow.
+            self._resolving.update(view.request_id for view in unread)
+            task = asyncio.create_task(
+                self._answer_unread(unread), name=f"conversation:{self.platform}:resume"
+            )
+            self._resumers.add(task)
+            task.add_done_callback(self._resumers.discard)
         if resumed:
-            _log.info("Resumed %d open %s requests", resumed, self.platform)
+            _log.info(
+                "Resumed %d open %s requests (%d still to read)",
+                resumed,
+                self.platform,
+                len(unread),
+            )
         return resumed
+
+    async def _answer_unread(self, unread: Sequence[RequestView]) -> None:
+        """Answer the requests a crash left before their metadata was read."""
+        for view in unread:
+            chat = _chat_of(view)
+            requester = Requester(
+                self.platform, view.user_id, chat.chat_id, view.source_message_id, chat.is_private
+            )
+            _log.info("Request %s: reading %s again after a restart", view.request_id, view.link)
+            await self._answer(
+                chat, requester, view.spotify_link, Quality(view.quality), view.request_id
+            )
 
     async def close(self) -> None:
         """Stop following requests; they stay open in the database for `resume`."""
+        self._closed = True
         tasks = [t.task for t in self._tracked.values() if t.task is not None]
+        tasks.extend(self._resumers)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -319,12 +423,14 @@ class Conversation:
         await self.relay.close()
 
     async def wait_idle(self) -> None:
-        """Wait until no tracked request has work running (for tests and benchmarks)."""
-        while any(t.task is not None and not t.task.done() for t in self._tracked.values()):
-            await asyncio.gather(
-                *(t.task for t in self._tracked.values() if t.task is not None),
-                return_exceptions=True,
-            )
+        """Wait until no request has work running here (for tests and benchmarks)."""
+        while busy := self._busy():
+            await asyncio.gather(*busy, return_exceptions=True)
+
+    def _busy(self) -> list[asyncio.Task[None]]:
+        tasks = [t.task for t in self._tracked.values() if t.task is not None]
+        tasks.extend(self._resumers)
+        return [task for task in tasks if not task.done()]
 
     def _track(self, tracked: _Tracked) -> None:
         self._tracked[tracked.request_id] = tracked
@@ -343,6 +449,8 @@ class Conversation:
 
     def _mark_dirty(self, tracked: _Tracked) -> None:
         tracked.dirty = True
+        if self._closed:
+            return
         if tracked.task is None or tracked.task.done():
             tracked.task = asyncio.create_task(
                 self._refresh_loop(tracked), name=f"conversation:request:{tracked.request_id}"
@@ -367,17 +475,28 @@ class Conversation:
             return
         cancelled = view.status == "cancelled"
         finished = view.finished or cancelled
-        self.relay.update(tracked.reply, render_progress(view), final=finished)
+        if not tracked.final_shown:
+            self.relay.update(tracked.reply, render_progress(view), final=finished)
+            tracked.final_shown = finished
 
-        # Post finished tracks in album order; a track still running holds back later ones.
+        # Post finished tracks in album order; a track still running, or one the platform
+        # has not taken yet, holds back later ones.
+        undelivered = False
         if not cancelled:
             for job in sorted(view.jobs, key=lambda job: job.position):
                 if not job.status.final:
                     break
-                if job.status is JobStatus.COMPLETED and not job.delivered:
-                    await self._deliver(tracked, view, job)
+                if (
+                    job.status is not JobStatus.COMPLETED
+                    or job.delivered
+                    or job.job_id in tracked.undeliverable
+                ):
+                    continue
+                if await self._deliver(tracked, view, job) is _Delivery.LATER:
+                    undelivered = True
+                    break
 
-        if finished:
+        if finished and not undelivered:
             await self.relay.settle(tracked.reply)
             if view.status == "open":
                 await self.imports.mark_finished(tracked.request_id)
@@ -386,26 +505,52 @@ class Conversation:
 
     # -- delivery ----------------------------------------------------------------------
 
-    async def _deliver(self, tracked: _Tracked, view: RequestView, job: JobView) -> None:
-        """Post one finished track, then record it as delivered."""
-        chat = tracked.reply.chat
+    async def _deliver(self, tracked: _Tracked, view: RequestView, job: JobView) -> _Delivery:
+        """Hand over one finished track, and record it once the platform took it."""
         path = job.file
         name = track_name(job.artists, job.title)
         if path is None:
             _log.error(
                 "Request %s: job %s is done but its file is missing", view.request_id, job.job_id
             )
+            text = f"I can no longer find the file of {name}; send {view.link} again to fetch it."
+            told = await self._post_text(tracked, text, f"job {job.job_id}'s missing file")
+            if told is _Delivery.LATER:
+                return told
+            tracked.undeliverable.add(job.job_id)
+            return _Delivery.NEVER
+
+        size = path.stat().st_size
+        if size > self.port.limits(tracked.reply.chat).upload_limit_bytes:
+            outcome = await self._send_link(tracked, job, name, size)
         else:
-            size = path.stat().st_size
-            if size > self.port.limits(chat).upload_limit_bytes:
-                await self._send_link(tracked, job, name, size)
-            else:
-                await self._send_file(tracked, view, job, name, size)
-        await self.imports.mark_delivered(view.request_id, job.job_id)
+            outcome = await self._send_file(tracked, view, job, name, size)
+        if outcome is _Delivery.LATER and self._failing_too_long(tracked, job):
+            outcome = await self._send_link(tracked, job, name, size, gave_up=True)
+
+        # Record what happened; a track not taken yet is tried again by the next sweep.
+        if outcome is _Delivery.DONE:
+            tracked.failing_since.pop(job.job_id, None)
+            await self.imports.mark_delivered(view.request_id, job.job_id)
+        elif outcome is _Delivery.NEVER:
+            tracked.undeliverable.add(job.job_id)
+        else:
+            _log.warning(
+                "Request %s: job %s is not posted yet; the next sweep tries again",
+                view.request_id,
+                job.job_id,
+            )
+        return outcome
+
+    def _failing_too_long(self, tracked: _Tracked, job: JobView) -> bool:
+        """Note a failed go at posting `job`; True once failures lasted DELIVERY_GIVE_UP_SECS."""
+        now = asyncio.get_running_loop().time()
+        since = tracked.failing_since.setdefault(job.job_id, now)
+        return now - since >= DELIVERY_GIVE_UP_SECS
 
     async def _send_file(
         self, tracked: _Tracked, view: RequestView, job: JobView, name: str, size: int
-    ) -> None:
+    ) -> _Delivery:
         key = (job.spotify_id, view.quality)
         bot_id = self.port.bot_id
         remembered = await self.memory.file_id(self.platform, bot_id, *key)
@@ -414,9 +559,8 @@ class Conversation:
             async with self._upload_locks.setdefault(key, asyncio.Lock()):
                 remembered = await self.memory.file_id(self.platform, bot_id, *key)
                 if remembered is None:
-                    await self._post_audio(tracked, view, job, name, size, None)
-                    return
-        await self._post_audio(tracked, view, job, name, size, remembered)
+                    return await self._post_audio(tracked, view, job, name, size, None)
+        return await self._post_audio(tracked, view, job, name, size, remembered)
 
     async def _post_audio(
         self,
@@ -426,7 +570,7 @@ class Conversation:
         name: str,
         size: int,
         remembered: str | None,
-    ) -> None:
+    ) -> _Delivery:
         """Post the file (by its remembered id when there is one), retrying what may pass."""
         assert job.file is not None
         chat = tracked.reply.chat
@@ -456,14 +600,14 @@ class Conversation:
                 _log.info(
                     "Job %s: the platform refused %d bytes; sending a link", job.job_id, size
                 )
-                await self._send_link(tracked, job, name, size)
-                return
+                return await self._send_link(tracked, job, name, size)
             except RateLimited as exc:
                 await asyncio.sleep(exc.retry_after_secs)
                 continue
             except ChatUnavailable as exc:
                 _log.warning("Job %s: posting failed (attempt %d): %s", job.job_id, attempt, exc)
-                await asyncio.sleep(DELIVERY_RETRY_SECS * attempt)
+                if attempt < DELIVERY_ATTEMPTS:
+                    await asyncio.sleep(DELIVERY_RETRY_SECS * attempt)
                 continue
             except Forbidden as exc:
                 _log.warning(
@@ -472,13 +616,18 @@ class Conversation:
                     chat.chat_id,
                     exc,
                 )
-                return
+                return _Delivery.NEVER
+            except ChatError as exc:
+                _log.warning(
+                    "Job %s: the platform refused the file (%r); sending a link", job.job_id, exc
+                )
+                return await self._send_link(tracked, job, name, size)
             if sent.file_id and sent.file_id != remembered:
                 await self.memory.remember_file_id(
                     self.platform, bot_id, job.spotify_id, view.quality, sent.file_id
                 )
-            return
-        _log.error("Request %s: giving up posting job %s", view.request_id, job.job_id)
+            return _Delivery.DONE
+        return _Delivery.LATER
 
     async def _with_thumbnail(self, audio: AudioFile) -> AudioFile:
         thumbnail = await asyncio.to_thread(cover_thumbnail, audio.path)
@@ -486,16 +635,46 @@ class Conversation:
             audio.path, audio.title, audio.performer, audio.duration_secs, thumbnail=thumbnail
         )
 
-    async def _send_link(self, tracked: _Tracked, job: JobView, name: str, size: int) -> None:
-        text = render_link_delivery(name, self.link_for(job.job_id), size, self.link_ttl_secs)
-        for _ in range(DELIVERY_ATTEMPTS):
+    async def _send_link(
+        self, tracked: _Tracked, job: JobView, name: str, size: int, *, gave_up: bool = False
+    ) -> _Delivery:
+        """Hand the file over as a signed link: it is too large, or posting it kept failing."""
+        url = self.link_for(job.job_id)
+        if gave_up:
+            _log.warning(
+                "Job %s: posting failed for %.0f s; sending a link",
+                job.job_id,
+                DELIVERY_GIVE_UP_SECS,
+            )
+            text = (
+                f"I could not post {name} in this chat: it kept failing for "
+                f"{format_duration(DELIVERY_GIVE_UP_SECS)}. Download it here (the link works "
+                f"for {format_duration(self.link_ttl_secs)}):\n{url}"
+            )
+        else:
+            text = render_link_delivery(name, url, size, self.link_ttl_secs)
+        return await self._post_text(tracked, text, f"job {job.job_id}'s link")
+
+    async def _post_text(self, tracked: _Tracked, text: str, what: str) -> _Delivery:
+        """Post a delivery's text under the reply's request, retrying what may pass."""
+        for attempt in range(1, DELIVERY_ATTEMPTS + 1):
             try:
                 await self.port.send_text(tracked.reply.chat, text, reply_to=tracked.reply_to)
-                return
             except RateLimited as exc:
                 await asyncio.sleep(exc.retry_after_secs)
-            except ChatUnavailable:
-                await asyncio.sleep(DELIVERY_RETRY_SECS)
+            except ChatUnavailable as exc:
+                _log.warning("Posting %s failed (attempt %d): %s", what, attempt, exc)
+                if attempt < DELIVERY_ATTEMPTS:
+                    await asyncio.sleep(DELIVERY_RETRY_SECS * attempt)
             except ChatError as exc:
-                _log.warning("Job %s: could not post its link: %r", job.job_id, exc)
-                return
+                _log.warning("Could not post %s: %r", what, exc)
+                return _Delivery.NEVER
+            else:
+                return _Delivery.DONE
+        return _Delivery.LATER
+
+
+def _chat_of(view: RequestView) -> ChatRef:
+    """The chat a stored request came from; one of unknown kind is paced as a group."""
+    assert view.chat_id is not None
+    return ChatRef(view.platform, view.chat_id, is_private=bool(view.chat_is_private))

@@ -77,6 +77,9 @@ TOKEN_MARGIN_SECS = 60
 MAX_RATELIMIT_WAIT_SECS = 30.0
 # discord.py holds READY this long after the last GUILD_CREATE (its own default).
 GUILD_READY_TIMEOUT_SECS = 2.0
+# How long start waits for the gateway's READY: discord.py keeps reconnecting to a gateway
+# that never completes a session, so a wrong DISCORD_GATEWAY_URL could hold the start for ever.
+READY_TIMEOUT_SECS = 60.0
 # On stop, running handlers get this long to finish before they are cancelled.
 HANDLER_GRACE_SECS = 10.0
 # How many messages and interactions the adapter remembers for edits and answers.
@@ -220,12 +223,14 @@ class DiscordAdapter:
         *,
         clock: Clock = time.monotonic,
         guild_ready_timeout_secs: float = GUILD_READY_TIMEOUT_SECS,
+        ready_timeout_secs: float = READY_TIMEOUT_SECS,
     ) -> None:
         if settings.discord_bot_token is None:
             raise ValueError(f"{TOKEN_VARIABLE} is not set")
         self._settings = settings
         self._clock = clock
         self._guild_ready_timeout_secs = guild_ready_timeout_secs
+        self._ready_timeout_secs = ready_timeout_secs
         # discord.py sends the very object it was given at IDENTIFY; Message Content is
         # switched on in it before connecting, once the application says it is granted.
         self._intents = discord.Intents.none()
@@ -253,7 +258,7 @@ class DiscordAdapter:
         """Log in, sync the slash commands, connect the gateway and wait for READY.
 
         Raises `InvalidChatToken` when Discord rejects the token and `ChatUnavailable`
-        when it cannot be reached.
+        when it cannot be reached, or its gateway sends no READY within the ready timeout.
         """
         token = self._settings.discord_bot_token
         assert token is not None
@@ -293,16 +298,29 @@ class DiscordAdapter:
         await self._sync_commands(client)
 
         # Connect, and wait for READY and the servers' GUILD_CREATE.
-        self._gateway = asyncio.create_task(self._connect(client), name="discord:gateway")
+        gateway = asyncio.create_task(self._connect(client), name="discord:gateway")
+        self._gateway = gateway
         ready = asyncio.create_task(client.wait_until_ready(), name="discord:ready")
-        await asyncio.wait({self._gateway, ready}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {gateway, ready}, timeout=self._ready_timeout_secs, return_when=asyncio.FIRST_COMPLETED
+        )
         if not ready.done():
             ready.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ready
-            failure = self._gateway.exception() if not self._gateway.cancelled() else None
+            if not gateway.done():
+                # Still retrying (connection refused, no websocket there, no answer).
+                gateway.cancel()
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await gateway
+                await client.close()
+                raise ChatUnavailable(
+                    f"the Discord gateway at {self._settings.discord_gateway_url} sent no READY "
+                    f"within {self._ready_timeout_secs:g} s; check DISCORD_GATEWAY_URL"
+                )
             await client.close()
-            raise _start_failure(failure)
+            failure = gateway.exception() if not gateway.cancelled() else None
+            raise _start_failure(failure, self._settings.discord_gateway_url)
         _log.info("Discord gateway ready (%d servers)", len(client.guilds))
 
     async def stop(self) -> None:
@@ -615,13 +633,19 @@ def _slash_command(command: Command) -> app_commands.Command[Any, Any, None]:
     return slash
 
 
-def _start_failure(exc: BaseException | None) -> ChatError:
-    """The error `start` raises when the gateway ended before READY."""
+def _start_failure(exc: BaseException | None, gateway_url: str) -> ChatError:
+    """The error `start` raises when the gateway connection ended before READY."""
     if isinstance(exc, discord.ConnectionClosed) and exc.code == 4004:
         return InvalidChatToken(TOKEN_VARIABLE, "Discord")
     if isinstance(exc, discord.PrivilegedIntentsRequired):
         return ChatError(f"Discord refused the gateway intents: {exc}")
-    return ChatUnavailable(f"the Discord gateway closed before READY: {exc!r}")
+    # discord.py 2.x fails on its own retry after a first connection that never opened
+    # (AttributeError on its missing websocket); the error it was handling says why.
+    cause = exc.__context__ if isinstance(exc, AttributeError) and exc.__context__ else exc
+    return ChatUnavailable(
+        f"the Discord gateway at {gateway_url} ended before READY ({cause!r}); "
+        "check DISCORD_GATEWAY_URL"
+    )
 
 
 @contextlib.contextmanager

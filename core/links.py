@@ -3,7 +3,8 @@
 `find_links` is pure: it reads every form a person pastes (open.spotify.com with or without
 `/intl-xx/`, `spotify:` URIs, embeds, legacy `user/NAME/playlist/ID` paths, Discord `<...>`
 wrapping) and reduces each to its canonical kind and id. `resolve_links` then follows the
-short links, one redirect at a time and only across Spotify's own hosts.
+short links, one redirect at a time and only across Spotify's own hosts, and no more of them
+than the caller's limit needs.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ class LinkScan:
         """True when the message held nothing that even looked like a Spotify link."""
         return not (self.links or self.short_links or self.unsupported)
 
+    @property
+    def importable(self) -> int:
+        """How many links could be imported, counting each short link before it is followed."""
+        return len(self.links) + len(self.short_links)
+
 
 def find_links(text: str, hidden_urls: Iterable[str] = ()) -> LinkScan:
     """Find every Spotify link in `text`, then in `hidden_urls` (Telegram text links).
@@ -117,19 +123,31 @@ def is_spotify_host(host: str) -> bool:
 
 
 async def resolve_links(
-    scan: LinkScan, http: httpx.AsyncClient, max_redirects: int = 5
+    scan: LinkScan,
+    http: httpx.AsyncClient,
+    max_redirects: int = 5,
+    *,
+    limit: int | None = None,
 ) -> list[SpotifyLink]:
     """Return the scan's links plus those its short links lead to.
 
-    A short link that cannot be followed is left out when other links remain, as a podcast
-    link is. Raises ShortLinkError when none remains and a short link could not be followed
-    to Spotify, UnsupportedLink when the message only held podcast links, and InvalidLink
-    when it held nothing importable at all.
+    With `limit`, at most that many links come back, and short links are followed only
+    while fewer are known: each one costs a request or more. A short link that cannot be
+    followed is left out when other links remain, as a podcast link is. Raises
+    ShortLinkError when none remains and a short link could not be followed to Spotify,
+    UnsupportedLink when the message only held podcast links, and InvalidLink when it held
+    nothing importable at all.
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
     links = list(scan.links)
     unsupported = list(scan.unsupported)
     broken: list[ShortLinkError] = []
-    for short_url in scan.short_links:
+    for followed, short_url in enumerate(scan.short_links):
+        if limit is not None and len(links) >= limit:
+            left = len(scan.short_links) - followed
+            logger.debug("%d short links not followed: %d links are enough.", left, limit)
+            break
         try:
             found = await _follow_short_link(short_url, http, max_redirects)
         except ShortLinkError as exc:
@@ -143,7 +161,7 @@ async def resolve_links(
     if links:
         for refusal in broken:
             logger.warning("Short link %s left out: %s.", refusal.url, refusal.reason)
-        return links
+        return links[:limit]
     if broken:
         raise broken[0]
     if unsupported:

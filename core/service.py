@@ -2,7 +2,9 @@
 
 Shared by `soundforge import` and the chat bots. It reads metadata, stores each
 track once, links the request to one job per track and quality, reuses finished
-files, and hands new work to the queue.
+files, and hands new work to the queue. A chat bot records each request first (`record`,
+status "resolving") and reads its metadata after (`start`), so a link pasted while the
+bot dies is still in the database for the next start to answer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -22,7 +24,7 @@ from sqlalchemy.orm import joinedload
 from config.settings import Quality
 from core.links import find_links, resolve_links
 from core.queue import JobQueue
-from core.types import JobStatus, SpotifyLink, TrackList, TrackMeta
+from core.types import JobStatus, LinkKind, SpotifyLink, TrackList, TrackMeta
 from storage.db import Database
 from storage.models import DownloadJob, Request, RequestItem, Track, as_utc, utcnow
 
@@ -30,6 +32,8 @@ _log = logging.getLogger(__name__)
 
 # Rows written per INSERT statement (SQLite allows 32766 bound parameters).
 INSERT_CHUNK = 200
+# The status of a request recorded before its metadata was read.
+RESOLVING = "resolving"
 
 
 class MetadataSourcePort(Protocol):
@@ -40,11 +44,13 @@ class MetadataSourcePort(Protocol):
 
 @dataclass(frozen=True)
 class Requester:
-    """Who asked, on which platform, in which chat."""
+    """Who asked, on which platform, in which chat, with which message."""
 
     platform: str
     user_id: str
     chat_id: str | None = None
+    message_id: str | None = None
+    chat_is_private: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,16 @@ class RequestView:
     skipped: dict[str, int]
     capped_at: int | None
     status: str
+    spotify_id: str = ""
+    # The person's message that asked, which answers quote, and whether its chat is private.
+    source_message_id: str | None = None
+    chat_is_private: bool | None = None
     jobs: list[JobView] = field(default_factory=list)
+
+    @property
+    def spotify_link(self) -> SpotifyLink:
+        """The link this request was made for."""
+        return SpotifyLink(LinkKind(self.kind), self.spotify_id)
 
     @property
     def total(self) -> int:
@@ -136,9 +151,38 @@ class ImportService:
         self.http = http
         self.default_quality = default_quality
 
-    async def links_in(self, text: str, hidden_urls: Iterable[str] = ()) -> list[SpotifyLink]:
-        """Every Spotify link in `text`; raises InvalidLink or UnsupportedLink when none."""
-        return await resolve_links(find_links(text, hidden_urls), self.http)
+    async def links_in(
+        self, text: str, hidden_urls: Iterable[str] = (), *, limit: int | None = None
+    ) -> list[SpotifyLink]:
+        """Every Spotify link in `text`; raises InvalidLink or UnsupportedLink when none.
+
+        With `limit`, at most that many come back, and no more short links are followed
+        than that takes.
+        """
+        return await resolve_links(find_links(text, hidden_urls), self.http, limit=limit)
+
+    async def record(
+        self, links: Sequence[SpotifyLink], requester: Requester, quality: Quality
+    ) -> list[int]:
+        """Write one request per link, status "resolving", before any metadata is read.
+
+        `start(..., request_id=)` then fills each in; `abandon` drops one whose link could
+        not be read; `open_requests` lists those a crash left behind. Returns their ids.
+        """
+        async with self.db.session() as session:
+            requests = [_request(link, requester, quality, status=RESOLVING) for link in links]
+            session.add_all(requests)
+            await session.flush()
+            request_ids = [request.id for request in requests]
+        _log.debug("Requests %s recorded before reading their metadata.", request_ids)
+        return request_ids
+
+    async def abandon(self, request_id: int) -> None:
+        """Drop a recorded request whose link could not be read (the person was told)."""
+        async with self.db.session() as session:
+            await session.execute(
+                delete(Request).where(Request.id == request_id, Request.status == RESOLVING)
+            )
 
     async def start(
         self,
@@ -147,8 +191,13 @@ class ImportService:
         quality: Quality | None = None,
         *,
         user_token: str | None = None,
+        request_id: int | None = None,
     ) -> Started:
-        """Read `link`, store its tracks, create the request and queue what is missing."""
+        """Read `link`, store its tracks, create the request and queue what is missing.
+
+        With `request_id`, the request `record` wrote is filled in rather than a new one
+        made; raises LookupError when that request is no longer waiting for its metadata.
+        """
         quality = quality or self.default_quality
         tracklist = await self.metadata.read(link, user_token=user_token)
 
@@ -158,21 +207,19 @@ class ImportService:
             jobs = await self._jobs_for(
                 session, [track_ids[t.spotify_id] for t in tracklist.tracks], quality
             )
-            request = Request(
-                platform=requester.platform,
-                user_id=requester.user_id,
-                chat_id=requester.chat_id,
-                link=link.url,
-                kind=link.kind.value,
-                spotify_id=link.spotify_id,
-                name=tracklist.name,
-                quality=quality.value,
-                metadata_source=tracklist.source.value,
-                skipped={reason.value: count for reason, count in tracklist.skipped.items()},
-                capped_at=tracklist.capped_at,
-                status="open",
-            )
-            session.add(request)
+            if request_id is None:
+                request = _request(link, requester, quality, status="open")
+                session.add(request)
+            else:
+                recorded = await session.get(Request, request_id)
+                if recorded is None or recorded.status != RESOLVING:
+                    raise LookupError(f"request {request_id} is not waiting for its metadata")
+                request = recorded
+                request.status = "open"
+            request.name = tracklist.name
+            request.metadata_source = tracklist.source.value
+            request.skipped = {reason.value: count for reason, count in tracklist.skipped.items()}
+            request.capped_at = tracklist.capped_at
             await session.flush()
             seen: set[int] = set()
             job_ids: list[int] = []
@@ -309,19 +356,26 @@ class ImportService:
         return views[0] if views else None
 
     async def recent(self, platform: str, user_id: str, limit: int = 5) -> list[RequestView]:
-        """A person's latest requests, newest first."""
+        """A person's latest requests whose metadata was read, newest first."""
         return await self._views(
             select(Request)
-            .where(Request.platform == platform, Request.user_id == user_id)
+            .where(
+                Request.platform == platform,
+                Request.user_id == user_id,
+                Request.status != RESOLVING,
+            )
             .order_by(Request.id.desc())
             .limit(limit)
         )
 
     async def open_requests(self, platform: str) -> list[RequestView]:
-        """Requests on `platform` not yet brought to their final state."""
+        """Requests on `platform` not yet brought to their final state, oldest first.
+
+        Those still "resolving" have no jobs yet: their metadata is to be read again.
+        """
         return await self._views(
             select(Request)
-            .where(Request.platform == platform, Request.status == "open")
+            .where(Request.platform == platform, Request.status.in_(["open", RESOLVING]))
             .order_by(Request.id)
         )
 
@@ -448,6 +502,9 @@ def _view(request: Request) -> RequestView:
         skipped=dict(request.skipped or {}),
         capped_at=request.capped_at,
         status=request.status,
+        spotify_id=request.spotify_id,
+        source_message_id=request.source_message_id,
+        chat_is_private=request.chat_is_private,
     )
     for item in request.items:
         job = item.job
@@ -469,6 +526,25 @@ def _view(request: Request) -> RequestView:
             )
         )
     return view
+
+
+def _request(link: SpotifyLink, requester: Requester, quality: Quality, *, status: str) -> Request:
+    """A new request row for `link`, its metadata fields still empty."""
+    return Request(
+        platform=requester.platform,
+        user_id=requester.user_id,
+        chat_id=requester.chat_id,
+        chat_is_private=requester.chat_is_private,
+        source_message_id=requester.message_id,
+        link=link.url,
+        kind=link.kind.value,
+        spotify_id=link.spotify_id,
+        name="",
+        quality=quality.value,
+        metadata_source="",
+        skipped={},
+        status=status,
+    )
 
 
 def _track_row(track: TrackMeta) -> dict[str, Any]:

@@ -32,7 +32,7 @@ _log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions; a test holds it equal to Alembic's head.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 # How long SQLite waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 # Any fixed number; every SoundForge process takes it while migrating PostgreSQL.

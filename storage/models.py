@@ -87,6 +87,10 @@ class Request(Base):
     platform: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[str] = mapped_column(String(64), index=True)
     chat_id: Mapped[str | None] = mapped_column(String(64))
+    # Whether that chat is a private one (paced more loosely); None on older rows.
+    chat_is_private: Mapped[bool | None] = mapped_column(Boolean)
+    # The person's message that asked, which the bot's answers quote.
+    source_message_id: Mapped[str | None] = mapped_column(String(64))
     reply_message_id: Mapped[str | None] = mapped_column(String(64))
     link: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(16))
@@ -96,7 +100,8 @@ class Request(Base):
     metadata_source: Mapped[str] = mapped_column(String(16), default="web_api")
     skipped: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     capped_at: Mapped[int | None] = mapped_column(Integer)
-    # open, finished (every job final) or cancelled.
+    # resolving (recorded, its metadata not read yet), open, finished (every job final and
+    # every finished track handed over, or found impossible to hand over) or cancelled.
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

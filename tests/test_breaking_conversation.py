@@ -1,8 +1,7 @@
 """Breaks found in the neutral conversation: messages that cost too much, audio that is lost.
 
 Each test acts as a person in a fake chat (or as the platform failing) and asserts what that
-person ends up with. The failing ones are marked `xfail(strict=True)` because their fix lies
-in bot/conversation.py or core/service.py, which other engineers are editing.
+person ends up with.
 """
 
 from __future__ import annotations
@@ -47,11 +46,6 @@ def single(spotify_id: str) -> TrackList:
     return TrackList(SpotifyLink(LinkKind.TRACK, spotify_id), track.title, [track])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/conversation.py and core/service.py resolve every short link of a message "
-    "before MAX_LINKS_PER_MESSAGE is applied",
-)
 async def test_a_message_of_many_short_links_follows_no_more_than_it_takes(
     database: Database,
     tmp_path: Path,
@@ -90,11 +84,6 @@ class CountingChat(FakeChat):
         return await super().send_audio(*args, **kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/conversation.py records a track as delivered after every posting attempt "
-    "failed, so neither the sweep nor a restart ever posts it",
-)
 async def test_audio_whose_posting_failed_for_a_while_still_arrives_once(
     database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

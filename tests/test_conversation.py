@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from bot.conversation import Conversation
-from bot.errors import TooLarge
+from bot.conversation import DELIVERY_ATTEMPTS, Conversation
+from bot.errors import ChatUnavailable, Forbidden, TooLarge
 from bot.port import ChatRef, IncomingMessage
 from config.settings import Quality
 from core.errors import InvalidLink, SpotifyForbidden
@@ -35,16 +35,22 @@ GROUP = ChatRef("fake", "-200", False)
 TRACK_URL = "https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC"
 ALBUM_URL = "https://open.spotify.com/album/1DFixLWuPkv3KT3TnV35m3"
 PLAYLIST_URL = "https://open.spotify.com/playlist/37i9dQZF1DXcBWIGoYBM5M"
+TRACK_ID = "4uLU6hMCjMI75M1A2tKUQC"
 
 
 class FakeMetadata:
-    """Track lists by Spotify id; an error by id raises instead."""
+    """Track lists by Spotify id; an error by id raises instead; a gate by id holds the read."""
 
     def __init__(self) -> None:
         self.lists: dict[str, TrackList] = {}
         self.errors: dict[str, Exception] = {}
+        self.gates: dict[str, asyncio.Event] = {}
+        self.reading: list[str] = []
 
     async def read(self, link: SpotifyLink, *, user_token: str | None = None) -> TrackList:
+        self.reading.append(link.spotify_id)
+        if link.spotify_id in self.gates:
+            await self.gates[link.spotify_id].wait()
         if link.spotify_id in self.errors:
             raise self.errors[link.spotify_id]
         return self.lists[link.spotify_id]
@@ -236,6 +242,7 @@ async def test_a_refused_playlist_gets_its_own_sentence(world: World) -> None:
 
     assert world.chat.texts(PRIVATE) == [error.user_message]
     assert "/link_spotify" in error.user_message
+    assert await world.requests() == []
 
 
 async def test_an_unexpected_failure_never_reaches_the_chat_raw(world: World) -> None:
@@ -435,3 +442,161 @@ async def test_a_request_made_while_the_bot_starts_is_not_resumed_as_a_crashed_o
     [audio] = await until(lambda: world.chat.audio(PRIVATE))
     assert audio.reply_to == "m1"
     assert len(world.chat.texts(PRIVATE)) == 1
+
+
+async def delivered(world: World) -> list[bool]:
+    """Whether each request item is recorded as delivered."""
+    async with world.db.session() as session:
+        rows = await session.scalars(select(RequestItem.delivered_at).order_by(RequestItem.job_id))
+        return [moment is not None for moment in rows.all()]
+
+
+async def test_audio_the_platform_keeps_failing_to_take_goes_as_a_link_in_the_end(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a chat that fails every posting of the file, and no patience left for it
+    monkeypatch.setattr("bot.conversation.DELIVERY_RETRY_SECS", 0.0)
+    monkeypatch.setattr("bot.conversation.DELIVERY_GIVE_UP_SECS", 0.0)
+    for _ in range(DELIVERY_ATTEMPTS):
+        world.chat.fail_next("send_audio", ChatUnavailable("Bad Gateway"))
+    await world.say(TRACK_URL)
+    [job_id] = await world.job_ids()
+
+    # When the track is downloaded
+    await world.finish(job_id)
+
+    # Then the person gets a sentence with a link to the file instead, and that counts
+    text = await until(
+        lambda: next((t for t in world.chat.texts(PRIVATE) if "could not post" in t), None)
+    )
+    assert text.startswith("I could not post Artist, Guest – Song in this chat")
+    assert text.endswith(f"http://127.0.0.1:1/files/token-{job_id}")
+    await until(lambda: world.conversation.following == 0)
+    assert world.chat.audio(PRIVATE) == []
+    assert await delivered(world) == [True]
+
+
+async def test_a_chat_that_refuses_the_bot_ends_the_request_without_a_delivery(
+    world: World,
+) -> None:
+    # Given a chat that no longer lets the bot post files
+    world.chat.fail_next("send_audio", Forbidden("bot was blocked by the user"))
+    await world.say(TRACK_URL)
+    [job_id] = await world.job_ids()
+
+    # When the track is downloaded
+    await world.finish(job_id)
+
+    # Then the request reaches its final state, and nothing claims the audio arrived
+    await until(lambda: world.conversation.following == 0)
+    [request] = await world.requests()
+    assert request.status == "finished"
+    assert world.chat.audio(PRIVATE) == []
+    assert await delivered(world) == [False]
+
+
+async def test_a_finished_track_whose_file_vanished_gets_a_sentence(world: World) -> None:
+    await world.say(TRACK_URL)
+    [job_id] = await world.job_ids()
+    async with world.db.session() as session:
+        await session.execute(
+            update(DownloadJob)
+            .where(DownloadJob.id == job_id)
+            .values(status="completed", progress=100, output_path=str(world.files / "gone.mp3"))
+        )
+
+    await world.bus.publish(JobEvent(job_id, JobStatus.COMPLETED, 100, "done"))
+
+    text = await until(
+        lambda: next((t for t in world.chat.texts(PRIVATE) if "no longer find" in t), None)
+    )
+    assert text == (
+        f"I can no longer find the file of Artist, Guest – Song; send {TRACK_URL} again to "
+        "fetch it."
+    )
+    await until(lambda: world.conversation.following == 0)
+    assert await delivered(world) == [False]
+
+
+async def test_a_link_being_read_when_the_bot_died_is_answered_after_the_restart(
+    world: World,
+) -> None:
+    # Given a bot reading a pasted track from a slow Spotify
+    world.metadata.gates[TRACK_ID] = asyncio.Event()
+    pasting = asyncio.create_task(world.say(TRACK_URL, message_id="m1"))
+    await until(lambda: world.metadata.reading)
+
+    # When the bot dies then, and starts again with Spotify quick
+    pasting.cancel()
+    await asyncio.gather(pasting, return_exceptions=True)
+    await world.conversation.close()
+    del world.metadata.gates[TRACK_ID]
+    revived = Conversation(
+        world.chat,
+        world.imports,
+        world.bus,
+        world.memory,
+        lambda job_id: "unused",
+        link_ttl_secs=60,
+    )
+    runner = asyncio.create_task(revived.run())
+    left_open = await world.imports.open_requests(world.chat.platform)
+    assert await revived.resume(left_open) == 1
+
+    # Then the person's message gets its answer, and the audio follows, once
+    [reply] = await until(lambda: world.chat.in_chat(PRIVATE))
+    assert reply.text.startswith("Found: Artist, Guest – Song")
+    assert reply.reply_to == "m1"
+    [job_id] = await world.job_ids()
+    await world.finish(job_id)
+    [audio] = await until(lambda: world.chat.audio(PRIVATE))
+    assert audio.reply_to == "m1"
+    await until(lambda: revived.following == 0)
+    assert await revived.resume() == 0
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    await revived.close()
+    assert len(world.chat.audio(PRIVATE)) == 1
+    [request] = await world.requests()
+    assert request.status == "finished"
+
+
+async def test_a_link_that_cannot_be_read_after_the_restart_gets_its_sentence(
+    world: World,
+) -> None:
+    # Given a pasted playlist whose reading the bot did not live to finish
+    world.metadata.gates["37i9dQZF1DXcBWIGoYBM5M"] = asyncio.Event()
+    pasting = asyncio.create_task(world.say(PLAYLIST_URL, message_id="m2"))
+    await until(lambda: world.metadata.reading)
+    pasting.cancel()
+    await asyncio.gather(pasting, return_exceptions=True)
+    await world.conversation.close()
+
+    # When the restarted bot reads it again and Spotify refuses it
+    error = SpotifyForbidden("playlist", "37i9dQZF1DXcBWIGoYBM5M")
+    world.metadata.errors["37i9dQZF1DXcBWIGoYBM5M"] = error
+    del world.metadata.gates["37i9dQZF1DXcBWIGoYBM5M"]
+    revived = Conversation(
+        world.chat, world.imports, world.bus, world.memory, lambda job_id: "", link_ttl_secs=60
+    )
+    assert await revived.resume() == 1
+    await revived.wait_idle()
+
+    # Then the person is told why, under their message, and no request is left behind
+    [told] = world.chat.in_chat(PRIVATE)
+    assert (told.text, told.reply_to) == (error.user_message, "m2")
+    assert await world.requests() == []
+    await revived.close()
+
+
+async def test_status_leaves_out_a_link_still_being_read(world: World) -> None:
+    world.metadata.gates[TRACK_ID] = asyncio.Event()
+    pasting = asyncio.create_task(world.say(TRACK_URL))
+    await until(lambda: world.metadata.reading)
+
+    await world.say("", command="status")
+
+    assert world.chat.texts(PRIVATE) == ["You have no requests yet: send me a Spotify link."]
+    world.metadata.gates[TRACK_ID].set()
+    await pasting
+    assert world.chat.texts(PRIVATE)[-1].startswith("Found:")

@@ -11,11 +11,20 @@ import pytest
 from pydantic import SecretStr
 
 from bot.discord import MESSAGE_CONTENT_HINT, DiscordAdapter
-from bot.errors import Forbidden, InvalidChatToken, MessageGone, NotModified, RateLimited, TooLarge
+from bot.errors import (
+    ChatUnavailable,
+    Forbidden,
+    InvalidChatToken,
+    MessageGone,
+    NotModified,
+    RateLimited,
+    TooLarge,
+)
 from bot.port import AudioFile, Button, ChatRef, IncomingMessage, MessageRef
 from config.logging import redact
 from tests.fixtures.discord import (
     DISCORD_COMMANDS,
+    GUARD_SECS,
     DiscordBot,
     DiscordInbox,
     MakeDiscordStandIn,
@@ -23,6 +32,7 @@ from tests.fixtures.discord import (
     StartDiscordBot,
     discord_settings,
 )
+from tests.fixtures.redis import free_port
 from tests.standins.discord import (
     CALLBACK_DEFERRED_MESSAGE,
     CALLBACK_DEFERRED_UPDATE,
@@ -131,6 +141,67 @@ async def test_a_rejected_token_says_which_variable(
         await adapter.start(DiscordInbox().handle, DISCORD_COMMANDS)
 
     assert "DISCORD_BOT_TOKEN" in caught.value.user_message
+    await adapter.stop()
+
+
+async def test_a_gateway_that_never_answers_ends_the_start_naming_its_variable(
+    discord_standin: DiscordStandIn, tmp_path: Path
+) -> None:
+    # Given a bot that can log in, with DISCORD_GATEWAY_URL at a host that takes the
+    # connection and then says nothing
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    silent = await asyncio.start_server(hold, "127.0.0.1", 0)
+    gateway_url = f"ws://127.0.0.1:{silent.sockets[0].getsockname()[1]}/gateway"
+    settings = discord_settings(discord_standin, tmp_path, discord_gateway_url=gateway_url)
+    adapter = DiscordAdapter(settings, ready_timeout_secs=0.5)
+
+    # When it starts
+    try:
+        with pytest.raises(ChatUnavailable) as caught:
+            await adapter.start(DiscordInbox().handle, DISCORD_COMMANDS)
+    finally:
+        for writer in held:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
+
+    # Then the start ends with one sentence naming the address and the setting
+    assert str(caught.value) == (
+        f"the Discord gateway at {gateway_url} sent no READY within 0.5 s; "
+        "check DISCORD_GATEWAY_URL"
+    )
+    assert held, "the bot never reached the silent gateway"
+    await adapter.stop()
+
+
+@pytest.mark.parametrize("gateway", ["nothing listening", "no websocket there"])
+async def test_a_gateway_that_refuses_the_bot_ends_the_start_naming_its_variable(
+    discord_standin: DiscordStandIn, tmp_path: Path, gateway: str
+) -> None:
+    # Given a bot that can log in, with DISCORD_GATEWAY_URL at a port nobody listens on, or
+    # at the REST server, which answers the websocket handshake with 404
+    if gateway == "nothing listening":
+        gateway_url = f"ws://127.0.0.1:{free_port()}/gateway"
+    else:
+        gateway_url = discord_standin.gateway_url.replace("/gateway", "/not-a-gateway")
+    settings = discord_settings(discord_standin, tmp_path, discord_gateway_url=gateway_url)
+    adapter = DiscordAdapter(settings, ready_timeout_secs=GUARD_SECS)
+
+    # When it starts
+    with pytest.raises(ChatUnavailable) as caught:
+        await adapter.start(DiscordInbox().handle, DISCORD_COMMANDS)
+
+    # Then the start ends with a sentence naming the address and the setting, and the cause
+    # is the refusal, not discord.py's own failure on its retry
+    message = str(caught.value)
+    assert message.startswith(f"the Discord gateway at {gateway_url} ")
+    assert message.endswith("; check DISCORD_GATEWAY_URL")
+    assert "AttributeError" not in message
+    assert discord_standin.readies == 0
     await adapter.stop()
 
 
