@@ -155,8 +155,9 @@ class SpotifyForbidden(SpotifyError):
     def user_message(self) -> str:
         if self.kind == "playlist":
             return (
-                "Spotify only lets this bot read playlists you own or collaborate on: "
-                "link your account with /link_spotify, or make a copy of the playlist."
+                "Spotify only lets this bot read playlists its own Spotify account owns or "
+                "collaborates on: add that account as a collaborator, or send the album or "
+                "track links instead."
             )
         return f"Spotify does not let this bot read that {self.kind}."
 

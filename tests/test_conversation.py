@@ -241,7 +241,7 @@ async def test_a_refused_playlist_gets_its_own_sentence(world: World) -> None:
     await world.say(PLAYLIST_URL)
 
     assert world.chat.texts(PRIVATE) == [error.user_message]
-    assert "/link_spotify" in error.user_message
+    assert "collaborator" in error.user_message
     assert await world.requests() == []
 
 

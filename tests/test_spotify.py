@@ -333,7 +333,7 @@ async def test_someone_elses_playlist_is_forbidden_without_their_token(
         await spotify_client.playlist(playlist.spotify_id)
 
     # Then the person learns how to get it read
-    assert "/link_spotify" in caught.value.user_message
+    assert "add that account as a collaborator" in caught.value.user_message
     # And with Alice's own token it is read
     alice_token = spotify_standin.issue_user_token("alice")
     result = await spotify_client.playlist(playlist.spotify_id, user_token=alice_token)
