@@ -1,4 +1,4 @@
-"""The import service and the job store against a real SQLite database."""
+"""The import service and the job store, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ from tests.fixtures.storage import make_track, make_tracklist
 TRACK_A = "4uLU6hMCjMI75M1A2tKUQC"
 TRACK_B = "7ouMYWpwJ422jRcDASZB7P"
 ALBUM = "1DFixLWuPkv3KT3TnV35m3"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Database:
+    """Each test here runs on SQLite and on a real PostgreSQL server."""
+    name = "sqlite_database" if request.param == "sqlite" else "postgres_database"
+    return request.getfixturevalue(name)
 
 
 @pytest.fixture

@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -29,7 +26,7 @@ from config.settings import Quality
 from core.errors import DownloadFailed, StorageError
 from core.jobs import STALE_HEARTBEAT_SECS, JobStore
 from core.service import ImportService, Requester
-from core.types import JobStatus, LinkKind, SpotifyLink, TrackList
+from core.types import LinkKind, SpotifyLink, TrackList
 from storage.chat import ChatMemory
 from storage.db import Database, alembic_config
 from storage.models import Base, DownloadJob, Request, Track
@@ -211,20 +208,6 @@ async def test_a_wrong_password_is_one_error_that_names_the_server_but_not_the_p
 # --- the import service
 
 
-async def test_a_track_imported_twice_shares_its_row_and_job(service, postgres_database) -> None:
-    imports, _ = service
-
-    # when the same track is asked for alone and inside an album
-    first = await imports.start(SpotifyLink(LinkKind.TRACK, TRACK_A), ME)
-    second = await imports.start(SpotifyLink(LinkKind.ALBUM, ALBUM), ME)
-
-    # then the album's first job is the track's job, and two tracks and jobs exist in all
-    assert second.job_ids[0] == first.job_ids[0]
-    assert len(set(first.job_ids + second.job_ids)) == 2
-    assert await _count(postgres_database, Track) == 2
-    assert await _count(postgres_database, DownloadJob) == 2
-
-
 async def test_the_same_album_imported_at_once_by_two_processes_shares_rows(
     service, other_databases: list[Database], http: httpx.AsyncClient
 ) -> None:
@@ -278,29 +261,6 @@ async def test_playlists_sharing_tracks_in_opposite_orders_are_stored_at_once(
     assert len(set(stored_up.job_ids)) == len(SHARED)
 
 
-async def test_a_finished_file_is_reused_without_a_new_job(
-    service, postgres_database: Database, tmp_path: Path
-) -> None:
-    imports, queue = service
-    first = await imports.start(SpotifyLink(LinkKind.TRACK, TRACK_A), ME)
-    store = JobStore(postgres_database)
-    [claimed] = await store.claim_batch(first.job_ids[0], "w1", 5)
-    song = tmp_path / "song.mp3"
-    song.write_bytes(b"x" * 10)
-    assert await store.complete(claimed.job_id, "w1", song, 10)
-    queue.sent.clear()
-
-    # when the track is asked for again
-    again = await imports.start(SpotifyLink(LinkKind.TRACK, TRACK_A), ME)
-
-    # then nothing is queued and the request already shows the file
-    assert queue.sent == []
-    assert again.reused == 1
-    view = await imports.view(again.request_id)
-    assert view is not None and view.finished
-    assert view.jobs[0].file == song
-
-
 async def test_non_latin_names_and_slashes_come_back_unchanged(
     service, postgres_database: Database
 ) -> None:
@@ -343,23 +303,6 @@ async def test_chat_choices_and_file_ids_are_replaced_by_the_newest(
 # --- the job store
 
 
-async def test_a_claim_is_exclusive_and_takes_waiting_jobs_of_the_same_quality(
-    service, postgres_database: Database
-) -> None:
-    imports, _ = service
-    album = await imports.start(SpotifyLink(LinkKind.ALBUM, ALBUM), ME)
-    store = JobStore(postgres_database)
-
-    # when one worker claims the first job, it takes the album's other job too
-    batch = await store.claim_batch(album.job_ids[0], "w1", 10)
-    assert [job.job_id for job in batch] == album.job_ids
-    assert batch[0].meta.title == "One"
-
-    # then a duplicate message for either job finds nothing to do
-    assert await store.claim_batch(album.job_ids[0], "w2", 10) == []
-    assert await store.claim_batch(album.job_ids[1], "w2", 10) == []
-
-
 async def test_workers_claiming_at_once_take_each_job_exactly_once(
     service, other_databases: list[Database]
 ) -> None:
@@ -383,47 +326,6 @@ async def test_workers_claiming_at_once_take_each_job_exactly_once(
         for claimed in batch:
             job = await _job(other_databases[0], claimed.job_id)
             assert job.worker_id == f"w{n % len(stores)}"
-
-
-async def test_passing_faults_wait_out_their_backoff(service, postgres_database) -> None:
-    imports, _ = service
-    started = await imports.start(SpotifyLink(LinkKind.TRACK, TRACK_A), ME)
-    job_id = started.job_ids[0]
-    store = JobStore(postgres_database)
-
-    # when the first attempt hits a passing fault
-    await store.claim_batch(job_id, "w1", 1)
-    outcome = await store.fail(
-        job_id, "w1", DownloadFailed("reset"), max_attempts=2, backoff_secs=30
-    )
-
-    # then it waits 30 s before any worker may take it
-    assert outcome is not None and outcome.status is JobStatus.QUEUED
-    assert outcome.retry_in_secs == 30
-    assert await store.claim_batch(job_id, "w1", 1) == []
-
-
-async def test_jobs_held_by_a_dead_local_worker_are_recovered(
-    service, postgres_database: Database
-) -> None:
-    imports, _ = service
-    started = await imports.start(SpotifyLink(LinkKind.ALBUM, ALBUM), ME)
-    store = JobStore(postgres_database)
-    dead = subprocess.run(  # noqa: ASYNC221 - a child that has exited, for its pid
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    worker_id = f"{socket.gethostname()}:{dead.stdout.strip()}:deadbeef"
-    batch = await store.claim_batch(started.job_ids[0], worker_id, 10)
-    assert len(batch) == 2
-
-    # when a new process starts, it takes both jobs back at once
-    assert await store.recoverable() == started.job_ids
-    assert [j.job_id for j in await store.claim_batch(started.job_ids[0], "w2", 10)] == (
-        started.job_ids
-    )
 
 
 async def test_a_job_whose_worker_went_silent_elsewhere_is_taken_back(
