@@ -27,6 +27,15 @@ def album_link(catalog: Catalog, name: str = "Night Drive", tracks: int = 3) -> 
     return f"https://open.spotify.com/album/{album.spotify_id}", catalog.album_tracks(album)
 
 
+async def first_fetch(audio_source: AudioSource, track_id: str) -> None:
+    """Wait until spotdl has asked the audio source for `track_id` (a guard, not a timing)."""
+    for _ in range(600):
+        if audio_source.audio_requests[track_id]:
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail("spotdl never asked the audio source")
+
+
 async def test_a_track_becomes_a_tagged_mp3_with_its_cover(
     soundforge: Soundforge, spotify_catalog: Catalog
 ) -> None:
@@ -239,12 +248,7 @@ async def test_a_crash_mid_download_resumes_on_the_next_start(
 
     # given an import killed while spotdl is fetching
     process = await soundforge.start("import", link, "--json")
-    for _ in range(600):
-        if audio_source.audio_requests[tracks[0].spotify_id]:
-            break
-        await asyncio.sleep(0.1)
-    else:
-        pytest.fail("spotdl never asked the audio source")
+    await first_fetch(audio_source, tracks[0].spotify_id)
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGKILL)
     await process.wait()
@@ -292,12 +296,7 @@ async def test_ctrl_c_mid_download_gives_the_jobs_back_quietly(
     link, tracks = album_link(spotify_catalog, tracks=2)
     audio_source.set_hanging(tracks[0].spotify_id)
     process = await soundforge.start("import", link, "--json")
-    for _ in range(600):
-        if audio_source.audio_requests[tracks[0].spotify_id]:
-            break
-        await asyncio.sleep(0.1)
-    else:
-        pytest.fail("spotdl never asked the audio source")
+    await first_fetch(audio_source, tracks[0].spotify_id)
 
     # when the person presses Ctrl-C
     process.send_signal(signal.SIGINT)
