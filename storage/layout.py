@@ -2,7 +2,8 @@
 
 The suffix names the quality (`.flac`, `.mp3` for 320k, `.192k.mp3`, `.128k.mp3`), so the
 qualities of one track never overwrite each other. Artist and title are made safe as a
-single file name: no path separators, no control characters, no leading dots, NFC-normalised
+single file name: no path separators, no control characters, none of the characters Windows
+refuses (`:?*"<>|`), no leading dots, NFC-normalised
 and at most `MAX_NAME_BYTES` bytes of UTF-8, and the result never resolves outside the
 download folder.
 """
@@ -29,6 +30,8 @@ QUALITY_SUFFIXES: dict[Quality, str] = {
 
 _SPOTIFY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SEPARATORS = re.compile(r"[/\\]+")
+# Characters Windows, SMB shares and exFAT refuse in a name, and what stands in for them.
+_NOT_PORTABLE = str.maketrans({":": " - ", "|": "-", '"': "'", "?": "", "*": "", "<": "", ">": ""})
 _WHITESPACE = re.compile(r"\s+")
 # A name ending like a bitrate marker (`.192k`) would meet another quality's suffix.
 _BITRATE_TAIL = re.compile(r"\.(\d+k)$", re.IGNORECASE)
@@ -69,7 +72,7 @@ def final_path(
 def safe_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     """Return `text` as one safe file name of at most `max_bytes` bytes of UTF-8 (may be '')."""
     text = _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text))
-    text = "".join(char for char in text if not _is_control(char))
+    text = "".join(char for char in text if not _is_control(char)).translate(_NOT_PORTABLE)
     text = _WHITESPACE.sub(" ", _SEPARATORS.sub("-", text)).strip()
     text = _truncate_utf8(text.lstrip(". "), max_bytes).rstrip(". ")
     return _BITRATE_TAIL.sub(r"_\1", text)

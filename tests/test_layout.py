@@ -114,3 +114,10 @@ def test_two_qualities_never_share_a_path(first: tuple[str, str], second: tuple[
             path_a = final_path(root, TRACK_ID, *first, quality_a)
             path_b = final_path(root, TRACK_ID, *second, quality_b)
             assert str(path_a).lower() != str(path_b).lower()
+
+
+def test_names_keep_to_characters_every_common_file_system_accepts(tmp_path: Path) -> None:
+    path = final_path(tmp_path, TRACK_ID, "AC|DC", 'Square-Root: "Part" <2>? *', Quality.HIGH)
+
+    assert path.name == "AC-DC - Square-Root - 'Part' 2.mp3"
+    assert not set(path.name) & set(':?*"<>|')
