@@ -77,14 +77,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "import":
         from soundforge.importer import import_links
 
-        # SIGTERM stops an import the way Ctrl-C does: running downloads are stopped and
-        # their jobs given back, so no spotdl is left behind.
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-
+        # Ctrl-C and SIGTERM stop an import between two steps, never inside a database call:
+        # running downloads are stopped and their jobs given back, no spotdl is left behind.
         quality = Quality(args.quality) if args.quality else None
-        return await import_links(settings, args.urls, quality=quality, as_json=args.json)
+        return await import_links(
+            settings, args.urls, quality=quality, as_json=args.json, stop=_stop_event()
+        )
     if args.command == "doctor":
         from soundforge.doctor import doctor
 

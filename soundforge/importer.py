@@ -22,6 +22,8 @@ _log = logging.getLogger(__name__)
 
 # The database is read this often even when events arrive, so nothing depends on them.
 POLL_INTERVAL_SECS = 1.0
+# What the command returns when the person stopped it (as a shell reports SIGINT).
+EXIT_INTERRUPTED = 130
 # With Redis, jobs nobody has taken after this long earn a hint that no worker runs.
 IDLE_HINT_SECS = 30.0
 
@@ -108,10 +110,32 @@ def _summary(started: Started) -> str:
     return text
 
 
+class _Interrupted(Exception):
+    """Raised inside the import when the person asked it to stop (Ctrl-C, SIGTERM)."""
+
+
 async def import_links(
-    settings: Settings, urls: Sequence[str], *, quality: Quality | None, as_json: bool
+    settings: Settings,
+    urls: Sequence[str],
+    *,
+    quality: Quality | None,
+    as_json: bool,
+    stop: asyncio.Event | None = None,
 ) -> int:
-    """Import every link in `urls`; 0 when every job completed, 1 otherwise."""
+    """Import every link in `urls`; 0 when every job completed, 1 otherwise, 130 if stopped."""
+    try:
+        return await _import_links(settings, urls, quality, as_json, stop or asyncio.Event())
+    except _Interrupted:
+        return EXIT_INTERRUPTED
+
+
+async def _import_links(
+    settings: Settings,
+    urls: Sequence[str],
+    quality: Quality | None,
+    as_json: bool,
+    stop: asyncio.Event,
+) -> int:
     display = _Display(as_json)
     requester = Requester(platform="cli", user_id=getpass.getuser())
     failed_input = False
@@ -122,6 +146,8 @@ async def import_links(
     ):
         # Read every link and start its request; bad input is reported and skipped.
         for url in urls:
+            if stop.is_set():
+                raise _Interrupted
             try:
                 links = await services.imports.links_in(url)
                 for link in links:
@@ -136,7 +162,7 @@ async def import_links(
         # Follow the jobs until each is final.
         with display.progress:
             hint = IDLE_HINT_SECS if settings.redis_url else None
-            jobs = await _watch(services.imports, request_ids, events, display, hint)
+            jobs = await _watch(services.imports, request_ids, events, display, hint, stop)
     failed = [job for job in jobs if job.status is not JobStatus.COMPLETED]
     if jobs:
         display.say(f"{len(jobs) - len(failed)} of {len(jobs)} tracks downloaded.")
@@ -149,6 +175,7 @@ async def _watch(
     events: AsyncIterator[JobEvent],
     display: _Display,
     idle_hint_secs: float | None,
+    stop: asyncio.Event,
 ) -> list[JobView]:
     loop = asyncio.get_running_loop()
     hint_at = loop.time() + idle_hint_secs if idle_hint_secs is not None else None
@@ -183,7 +210,7 @@ async def _watch(
                     )
             with contextlib.suppress(TimeoutError):
                 while True:
-                    event = await asyncio.wait_for(inbox.get(), POLL_INTERVAL_SECS)
+                    event = await _next_event(inbox, stop, POLL_INTERVAL_SECS)
                     if event.job_id not in latest:
                         continue
                     if event.status.final:
@@ -193,3 +220,23 @@ async def _watch(
         pumping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pumping
+
+
+async def _next_event(
+    inbox: asyncio.Queue[JobEvent], stop: asyncio.Event, timeout_secs: float
+) -> JobEvent:
+    """The next event; TimeoutError after `timeout_secs`, _Interrupted once `stop` is set."""
+    if stop.is_set():
+        raise _Interrupted
+    getter = asyncio.ensure_future(inbox.get())
+    stopper = asyncio.ensure_future(stop.wait())
+    done, pending = await asyncio.wait(
+        {getter, stopper}, timeout=timeout_secs, return_when=asyncio.FIRST_COMPLETED
+    )
+    for task in pending:
+        task.cancel()
+    if getter in done:
+        return getter.result()
+    if stop.is_set():
+        raise _Interrupted
+    raise TimeoutError
