@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from storage.chat import ChatMemory
 from storage.db import Database
 from storage.models import DownloadJob, Request, RequestItem
 from tests.fakes import FakeChat
+from tests.fakes_import import RecordingQueue
 from tests.fixtures.storage import make_track
 
 PRIVATE = ChatRef("fake", "100", True)
@@ -54,14 +55,6 @@ class FakeMetadata:
         if link.spotify_id in self.errors:
             raise self.errors[link.spotify_id]
         return self.lists[link.spotify_id]
-
-
-@dataclass
-class RecordingQueue:
-    enqueued: list[int] = field(default_factory=list)
-
-    def enqueue(self, job_ids: Any, *, delay_secs: float = 0) -> None:
-        self.enqueued.extend(job_ids)
 
 
 @dataclass
@@ -183,7 +176,7 @@ async def test_a_pasted_track_is_answered_at_once_with_what_was_found(world: Wor
     assert "Album: Album · 3:07" in reply.text
     [request] = await world.requests()
     assert request.reply_message_id == reply.message_id
-    assert world.queue.enqueued == await world.job_ids()
+    assert world.queue.sent == await world.job_ids()
 
 
 async def test_a_track_goes_from_found_to_done_and_its_audio_is_posted(world: World) -> None:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +25,7 @@ from core.types import JobEvent, JobStatus, LinkKind, SpotifyLink, TrackList
 from storage.chat import ChatMemory
 from storage.db import Database
 from storage.models import DownloadJob, RequestItem
+from tests.fakes_import import RecordingQueue
 from tests.fixtures.discord import (
     DISCORD_COMMANDS,
     GUILD_READY_SECS,
@@ -48,14 +48,6 @@ class TrackLists:
 
     async def read(self, link: SpotifyLink, *, user_token: str | None = None) -> TrackList:
         return self.lists[link.spotify_id]
-
-
-@dataclass
-class RecordingQueue:
-    enqueued: list[int] = field(default_factory=list)
-
-    def enqueue(self, job_ids: Any, *, delay_secs: float = 0) -> None:
-        self.enqueued.extend(job_ids)
 
 
 @dataclass
