@@ -41,8 +41,8 @@ PG_MIGRATION_LOCK_KEY = 0x50F7F0
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -86,8 +86,11 @@ class Database:
             if self.is_sqlite:
                 event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
             self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
-            async with self._engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            # The first connection turns a new SQLite file to WAL; two processes doing that
+            # at once can meet a lock the busy timeout does not cover, so they take turns.
+            with self._migration_lock():
+                async with self._engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
             if migrate and await self._revision() != HEAD_REVISION:
                 await self._migrate()
         except (SQLAlchemyError, OSError, ValueError) as exc:
